@@ -1,0 +1,280 @@
+//! The I/O engine: one `epoll` reactor thread (through mio) for every port and the
+//! launcher's control socket. Fds are non-blocking and edge-triggered: a reader drains until
+//! `WouldBlock`, except when a port's read window is full, in which case the port remembers
+//! it is paused and [`Engine::resume`] wakes it. Callers write directly when a port's queue is
+//! empty; the reactor writes queued output when the socket becomes writable.
+
+use std::collections::{HashMap, VecDeque};
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, SyncSender};
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token, Waker};
+
+use crate::launcher::proto::{Event, Request};
+use crate::port::{self, Port};
+use crate::sys;
+use crate::sys::start::Isolation;
+
+const WAKER: Token = Token(usize::MAX);
+const LAUNCHER: Token = Token(usize::MAX - 1);
+
+type Reply = SyncSender<io::Result<(i32, i32)>>;
+
+pub(crate) struct Engine {
+    registry: mio::Registry,
+    waker: Waker,
+    resume: Mutex<Vec<u64>>,
+    sock: OwnedFd,
+    send_lock: Mutex<()>,
+    outbox: Mutex<Option<mpsc::Sender<Request>>>,
+    next_req: AtomicU64,
+    pending: Mutex<HashMap<u64, (Port, Reply)>>,
+    pids: Mutex<HashMap<i32, Port>>,
+    launcher_gone: AtomicBool,
+    /// How the launcher was started.
+    pub(crate) launcher: LauncherInfo,
+}
+
+/// What `beamport doctor` reports about the launcher.
+#[derive(Debug, Clone)]
+pub(crate) struct LauncherInfo {
+    pub pid: i32,
+    pub isolation: Isolation,
+    pub refused: Vec<(Isolation, String)>,
+    pub nofile_limit: u64,
+}
+
+static ENGINE: OnceLock<Result<Engine, String>> = OnceLock::new();
+
+/// The engine, started on first use.
+pub(crate) fn get() -> io::Result<&'static Engine> {
+    ENGINE.get_or_init(|| start().map_err(|e| e.to_string())).as_ref().map_err(|e| io::Error::other(e.clone()))
+}
+
+/// Whether namespaces may be tried (the `BEAMPORT_NO_NAMESPACE` variable turns them off,
+/// to test the weaker tiers).
+fn namespaces_allowed() -> bool {
+    std::env::var_os("BEAMPORT_NO_NAMESPACE").is_none()
+}
+
+fn start() -> io::Result<Engine> {
+    let nofile_limit = sys::fd::raise_nofile_limit();
+    let poll = Poll::new()?;
+    let registry = poll.registry().try_clone()?;
+    let waker = Waker::new(poll.registry(), WAKER)?;
+    let (host, launcher_end) = sys::fd::stream_pair()?;
+    let (tx, rx) = mpsc::sync_channel(1);
+    // The launcher's death signal fires when the thread that started it ends, so the
+    // reactor thread, which lives as long as the host, starts it.
+    std::thread::Builder::new().name("beamport-io".into()).spawn(move || {
+        let started = sys::start::start_launcher(&launcher_end, namespaces_allowed());
+        drop(launcher_end);
+        let ok = started.is_ok();
+        let _ = tx.send(started);
+        if ok {
+            reactor(poll);
+        }
+    })?;
+    let started = rx.recv().map_err(|_| io::Error::other("reactor thread died"))??;
+    registry.register(&mut SourceFd(&host.as_raw_fd()), LAUNCHER, Interest::READABLE)?;
+    let (out_tx, out_rx) = mpsc::channel::<Request>();
+    let engine = Engine {
+        registry,
+        waker,
+        resume: Mutex::new(Vec::new()),
+        sock: host,
+        send_lock: Mutex::new(()),
+        outbox: Mutex::new(Some(out_tx)),
+        next_req: AtomicU64::new(1),
+        pending: Mutex::new(HashMap::new()),
+        pids: Mutex::new(HashMap::new()),
+        launcher_gone: AtomicBool::new(false),
+        launcher: LauncherInfo {
+            pid: started.pid,
+            isolation: started.isolation,
+            refused: started.refused.iter().map(|(i, e)| (*i, e.to_string())).collect(),
+            nofile_limit,
+        },
+    };
+    std::thread::Builder::new().name("beamport-launcher-out".into()).spawn(move || {
+        while let Ok(req) = out_rx.recv() {
+            if let Ok(e) = get() {
+                let _g = e.send_lock.lock().expect("send lock");
+                let _ = sys::msg::send_all(e.sock.as_fd(), &req.encode(), None);
+            }
+        }
+    })?;
+    Ok(engine)
+}
+
+impl Engine {
+    /// Registers a port's socket under its id.
+    pub(crate) fn register(&self, fd: BorrowedFd<'_>, id: u64) -> io::Result<()> {
+        self.registry.register(&mut SourceFd(&fd.as_raw_fd()), Token(id as usize), Interest::READABLE | Interest::WRITABLE)
+    }
+
+    /// Asks the reactor to read from a port whose read window has room again.
+    pub(crate) fn resume(&self, id: u64) {
+        self.resume.lock().expect("resume list").push(id);
+        let _ = self.waker.wake();
+    }
+
+    /// Asks the launcher to start a child; returns its pid as the launcher and as the host
+    /// see it.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn spawn(
+        &self,
+        port: &Port,
+        flags: u32,
+        program: Vec<u8>,
+        argv: Vec<Vec<u8>>,
+        envp: Vec<Vec<u8>>,
+        cwd: Vec<u8>,
+        cd: Vec<u8>,
+        child: OwnedFd,
+    ) -> io::Result<(i32, i32)> {
+        if self.launcher_gone.load(Ordering::Acquire) {
+            return Err(io::Error::from_raw_os_error(libc::EPIPE));
+        }
+        let req = self.next_req.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.pending.lock().expect("pending").insert(req, (port.clone(), tx));
+        let msg = Request::Spawn { req, flags, program, argv, envp, cwd, cd }.encode();
+        let sent = {
+            let _g = self.send_lock.lock().expect("send lock");
+            sys::msg::send_all(self.sock.as_fd(), &msg, Some(child.as_fd()))
+        };
+        drop(child);
+        if let Err(e) = sent {
+            self.pending.lock().expect("pending").remove(&req);
+            return Err(e);
+        }
+        rx.recv().unwrap_or_else(|_| Err(io::Error::from_raw_os_error(libc::EPIPE)))
+    }
+
+    fn post(&self, req: Request) {
+        if let Some(tx) = self.outbox.lock().expect("outbox").as_ref() {
+            let _ = tx.send(req);
+        }
+    }
+
+    /// Hands a child whose port is gone to the kill ladder.
+    pub(crate) fn release(&self, pid: i32, grace: (Duration, Duration)) {
+        if pid > 0 {
+            let ms = |d: Duration| d.as_millis().min(u32::MAX as u128) as u32;
+            self.post(Request::Release { pid, term_ms: ms(grace.0), kill_ms: ms(grace.1) });
+        }
+    }
+
+    /// Sends a signal to a child (or its group).
+    pub(crate) fn signal(&self, pid: i32, sig: i32, group: bool) {
+        if pid > 0 {
+            self.post(Request::Signal { pid, sig, group });
+        }
+    }
+
+    /// The port of `pid` is gone; its exit needs no report.
+    pub(crate) fn forget_port(&self, pid: i32) {
+        self.pids.lock().expect("pids").remove(&pid);
+    }
+
+    fn on_launcher_event(&self, ev: Event) {
+        match ev {
+            Event::Spawned { req, pid, host_pid, errno } => {
+                let Some((port, tx)) = self.pending.lock().expect("pending").remove(&req) else { return };
+                if errno == 0 {
+                    self.pids.lock().expect("pids").insert(pid, port);
+                    let _ = tx.send(Ok((pid, host_pid)));
+                } else {
+                    let _ = tx.send(Err(io::Error::from_raw_os_error(errno)));
+                }
+            }
+            Event::Exited { pid, status } => {
+                let port = self.pids.lock().expect("pids").remove(&pid);
+                if let Some(port) = port {
+                    port.on_child_exit(status);
+                }
+            }
+        }
+    }
+
+    fn on_launcher_gone(&self) {
+        self.launcher_gone.store(true, Ordering::Release);
+        for (_, (_, tx)) in self.pending.lock().expect("pending").drain() {
+            let _ = tx.send(Err(io::Error::from_raw_os_error(libc::EPIPE)));
+        }
+        let ports: Vec<Port> = self.pids.lock().expect("pids").drain().map(|(_, p)| p).collect();
+        for p in ports {
+            p.on_child_exit(libc::SIGKILL);
+        }
+    }
+}
+
+fn reactor(mut poll: Poll) {
+    let mut events = Events::with_capacity(1024);
+    let mut shared = BytesMut::with_capacity(1 << 16);
+    let mut lbuf = Vec::new();
+    let mut lfds = VecDeque::new();
+    let engine = loop {
+        // The engine is stored once `start` returns; wait for it.
+        if let Some(Ok(e)) = ENGINE.get() {
+            break e;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    loop {
+        if let Err(e) = poll.poll(&mut events, None) {
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return;
+        }
+        for ev in events.iter() {
+            match ev.token() {
+                WAKER => {
+                    let ids = std::mem::take(&mut *engine.resume.lock().expect("resume list"));
+                    for id in ids {
+                        if let Some(p) = port::lookup(id) {
+                            p.on_readable(&mut shared);
+                        }
+                    }
+                }
+                LAUNCHER => loop {
+                    match sys::msg::recv_some(engine.sock.as_fd(), &mut lbuf, &mut lfds, true) {
+                        Ok(0) => {
+                            let _ = engine.registry.deregister(&mut SourceFd(&engine.sock.as_raw_fd()));
+                            engine.on_launcher_gone();
+                            break;
+                        }
+                        Ok(_) => {
+                            lfds.clear();
+                            for body in crate::launcher::proto::split_records(&mut lbuf) {
+                                if let Some(ev) = Event::decode(&body) {
+                                    engine.on_launcher_event(ev);
+                                }
+                            }
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(_) => break,
+                    }
+                },
+                Token(t) => {
+                    if let Some(p) = port::lookup(t as u64) {
+                        if ev.is_writable() || ev.is_error() || ev.is_write_closed() {
+                            p.on_writable();
+                        }
+                        if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
+                            p.on_readable(&mut shared);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,257 @@
+//! The launcher process: forks every child, reaps it, reports its exit, runs kill ladders,
+//! and ends every descendant when the host goes away.
+//!
+//! It is single-threaded and event-driven: `poll` on the control socket and a `signalfd`
+//! (`SIGCHLD`, and `SIGTERM`/`SIGINT`/`SIGHUP`, which mean "the host is gone": the host's death
+//! signal is `SIGTERM`), with the nearest ladder deadline as the timeout.
+
+use std::collections::{HashMap, VecDeque};
+use std::os::fd::{AsFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+use super::proto::{flags, Event, Request};
+use crate::sys;
+use crate::sys::child::{cstring, ChildSpec, Layout};
+
+/// How long children get, after the host is gone, between SIGTERM and SIGKILL.
+const HOST_GONE_KILL_AFTER: Duration = Duration::from_millis(500);
+
+struct Ladder {
+    term_at: Instant,
+    kill_at: Instant,
+    termed: bool,
+}
+
+struct Launcher {
+    sock: OwnedFd,
+    in_namespace: bool,
+    children: HashMap<i32, ()>,
+    ladders: HashMap<i32, Ladder>,
+    buf: Vec<u8>,
+    fds: VecDeque<OwnedFd>,
+}
+
+/// Runs the launcher on its control socket until the host is gone; returns the exit code.
+pub(crate) fn run(sock: OwnedFd) -> i32 {
+    let in_namespace = rustix::process::getpid().as_raw_nonzero().get() == 1;
+    let _ = sys::signal::become_subreaper();
+    let sigfd = match sys::signal::signal_fd(&[
+        sys::signal::SIGCHLD,
+        sys::signal::SIGTERM,
+        sys::signal::SIGINT,
+        sys::signal::SIGHUP,
+    ]) {
+        Ok(fd) => fd,
+        Err(e) => {
+            eprintln!("beamport launcher: signalfd: {e}");
+            return 1;
+        }
+    };
+    let mut l = Launcher {
+        sock,
+        in_namespace,
+        children: HashMap::new(),
+        ladders: HashMap::new(),
+        buf: Vec::new(),
+        fds: VecDeque::new(),
+    };
+    loop {
+        let timeout = l.next_deadline().map(|d| d.saturating_duration_since(Instant::now()));
+        let ts = timeout.map(|t| rustix::time::Timespec {
+            tv_sec: t.as_secs() as i64,
+            tv_nsec: t.subsec_nanos() as i64,
+        });
+        let mut pfds = [
+            rustix::event::PollFd::new(&l.sock, rustix::event::PollFlags::IN),
+            rustix::event::PollFd::new(&sigfd, rustix::event::PollFlags::IN),
+        ];
+        match rustix::event::poll(&mut pfds, ts.as_ref()) {
+            Ok(_) | Err(rustix::io::Errno::INTR) => {}
+            Err(e) => {
+                eprintln!("beamport launcher: poll: {e}");
+                break;
+            }
+        }
+        let (sock_ready, sig_ready) = (!pfds[0].revents().is_empty(), !pfds[1].revents().is_empty());
+        if sig_ready {
+            let sigs = sys::signal::read_signals(&sigfd);
+            l.reap();
+            if sigs.iter().any(|&s| s != sys::signal::SIGCHLD) {
+                break;
+            }
+        }
+        if sock_ready && !l.read_requests() {
+            break;
+        }
+        l.run_ladders();
+    }
+    l.host_gone(&sigfd);
+    0
+}
+
+impl Launcher {
+    fn next_deadline(&self) -> Option<Instant> {
+        self.ladders.values().map(|l| if l.termed { l.kill_at } else { l.term_at }).min()
+    }
+
+    /// Reads and handles requests; false when the host closed the socket.
+    fn read_requests(&mut self) -> bool {
+        match sys::msg::recv_some(self.sock.as_fd(), &mut self.buf, &mut self.fds, true) {
+            Ok(0) => return false,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return true,
+            Err(_) => return false,
+        }
+        for body in super::proto::split_records(&mut self.buf) {
+            match Request::decode(&body) {
+                Some(req) => self.handle(req),
+                None => eprintln!("beamport launcher: malformed request"),
+            }
+        }
+        true
+    }
+
+    fn handle(&mut self, req: Request) {
+        match req {
+            Request::Spawn { req, flags: f, program, argv, envp, cwd, cd } => {
+                let io = self.fds.pop_front();
+                let (pid, host_pid, errno) = match io {
+                    None => (-1, -1, libc::EBADF),
+                    Some(io) => match self.spawn(f, &program, &argv, &envp, &cwd, &cd, io) {
+                        Ok(pid) => {
+                            self.children.insert(pid, ());
+                            let host_pid = if self.in_namespace {
+                                sys::msg::procfs_pid(pid).unwrap_or(pid)
+                            } else {
+                                pid
+                            };
+                            (pid, host_pid, 0)
+                        }
+                        Err(e) => (-1, -1, e.raw_os_error().unwrap_or(libc::EIO)),
+                    },
+                };
+                self.reply(Event::Spawned { req, pid, host_pid, errno });
+            }
+            Request::Signal { pid, sig, group } => {
+                if self.children.contains_key(&pid) || self.ladders.contains_key(&pid) {
+                    let _ = if group { sys::signal::kill_group(pid, sig) } else { sys::signal::kill(pid, sig) };
+                }
+            }
+            Request::Release { pid, term_ms, kill_ms } => {
+                if self.children.contains_key(&pid) {
+                    let term_at = Instant::now() + Duration::from_millis(term_ms.into());
+                    let kill_at = term_at + Duration::from_millis(kill_ms.into());
+                    self.ladders.insert(pid, Ladder { term_at, kill_at, termed: false });
+                }
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn spawn(
+        &self,
+        f: u32,
+        program: &[u8],
+        argv: &[Vec<u8>],
+        envp: &[Vec<u8>],
+        cwd: &[u8],
+        cd: &[u8],
+        io: OwnedFd,
+    ) -> std::io::Result<i32> {
+        let opt = |b: &[u8]| if b.is_empty() { Ok(None) } else { cstring(b).map(Some) };
+        let spec = ChildSpec {
+            program: cstring(program)?,
+            argv: argv.iter().map(|a| cstring(a)).collect::<Result<_, _>>()?,
+            envp: envp.iter().map(|a| cstring(a)).collect::<Result<_, _>>()?,
+            cwd: opt(cwd)?,
+            cd: opt(cd)?,
+            io,
+            layout: if f & flags::NOUSE_STDIO != 0 { Layout::Fd34 } else { Layout::Stdio },
+            reads: f & flags::READS != 0,
+            writes: f & flags::WRITES != 0,
+            stderr_to_stdout: f & flags::STDERR_TO_STDOUT != 0,
+            death_signal: Some(sys::signal::SIGKILL),
+        };
+        sys::child::fork_exec(&spec)
+    }
+
+    fn reply(&self, ev: Event) {
+        let _ = sys::msg::send_all(self.sock.as_fd(), &ev.encode(), None);
+    }
+
+    fn reap(&mut self) {
+        while let Some((pid, status)) = sys::signal::reap_any() {
+            if self.children.remove(&pid).is_some() {
+                self.reply(Event::Exited { pid, status });
+            }
+            // A released child that exited keeps its ladder: its group may live on.
+        }
+    }
+
+    fn run_ladders(&mut self) {
+        let now = Instant::now();
+        self.ladders.retain(|&pid, l| {
+            if !l.termed && now >= l.term_at {
+                l.termed = true;
+                if sys::signal::kill_group(pid, sys::signal::SIGTERM).is_err() {
+                    return false; // the group is empty
+                }
+            }
+            if l.termed && now >= l.kill_at {
+                let _ = sys::signal::kill_group(pid, sys::signal::SIGKILL);
+                return false;
+            }
+            true
+        });
+    }
+
+    /// The host is gone: every descendant gets SIGTERM now and SIGKILL shortly after.
+    fn host_gone(&mut self, sigfd: &OwnedFd) {
+        self.signal_all(sys::signal::SIGTERM);
+        let deadline = Instant::now() + HOST_GONE_KILL_AFTER;
+        while Instant::now() < deadline {
+            let _ = sys::signal::read_signals(sigfd);
+            if !self.has_descendants() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        self.signal_all(sys::signal::SIGKILL);
+        while sys::signal::reap_any().is_some() {}
+    }
+
+    fn has_descendants(&self) -> bool {
+        sys::signal::reap_all_children_remain()
+    }
+
+    fn signal_all(&self, sig: i32) {
+        if self.in_namespace {
+            // PID 1 of the namespace: -1 reaches every other process in it, escapees included.
+            let _ = sys::signal::kill(-1, sig);
+            return;
+        }
+        for &pid in self.children.keys().chain(self.ladders.keys()) {
+            let _ = sys::signal::kill_group(pid, sig);
+        }
+        // Descendants that escaped their group were re-parented to us (subreaper).
+        for pid in orphans() {
+            let _ = sys::signal::kill(pid, sig);
+        }
+    }
+}
+
+/// Processes whose parent is this launcher (found through `/proc`).
+fn orphans() -> Vec<i32> {
+    let me = rustix::process::getpid().as_raw_nonzero().get();
+    let Ok(dir) = std::fs::read_dir("/proc") else { return Vec::new() };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|s| s.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().nth(1).map(str::to_owned)))
+                .flatten()
+                .and_then(|pp| pp.parse::<i32>().ok())
+                == Some(me)
+        })
+        .collect()
+}

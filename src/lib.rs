@@ -1,0 +1,98 @@
+//! # beamport
+//!
+//! Erlang/Elixir *ports* for Rust: start programs outside the host process and talk to them
+//! by message passing, with the semantics of OTP's `open_port/2` and Elixir's `Port`, and
+//! without their known faults: no child outlives its host (not even when the host is killed
+//! with SIGKILL), one fd per port, and backpressure both ways.
+//!
+//! ```
+//! use beamport::{process, Name, Opt, Port, Request};
+//!
+//! let me = process::current();                     // the calling thread's process: self()
+//! let port = Port::open(Name::spawn("cat"), [Opt::Binary]).unwrap();
+//! port.send(me.pid(), Request::command("hello"));  // send port, {self(), {:command, "hello"}}
+//! port.command("world").unwrap();                  // Port.command(port, "world")
+//! let mut got = Vec::new();
+//! while got.concat().len() < 10 {
+//!     got.push(me.receive().unwrap().data().unwrap().bytes().clone());
+//! }
+//! assert_eq!(got.concat(), b"helloworld");
+//! port.close().unwrap();
+//! ```
+//!
+//! The layers, bottom up: `sys` (the only `unsafe`), the launcher (a helper process that
+//! starts every child), the I/O engine (one reactor for all ports), [`framing`], the port
+//! core ([`Port`]), and [`process`] (pids, mailboxes, links, monitors).
+#![deny(missing_docs, missing_debug_implementations)]
+#![deny(unsafe_code)]
+
+mod engine;
+pub mod framing;
+mod launcher;
+mod message;
+mod port;
+pub mod process;
+pub mod program;
+mod sys;
+
+pub use message::{Data, ExitStatus, Id, Message, PortMsg, Reason, Ref, UserMsg};
+pub use port::{
+    find_executable, CommandFlags, Item, ItemValue, Name, OpenError, Opt, Port, PortError, PortInfo, Request,
+    DEFAULT_GRACE, DEFAULT_READ_WINDOW,
+};
+pub use process::{Exited, Pid, Process};
+
+/// How the no-orphan guarantee is enforced on this machine (for `beamport doctor`).
+pub mod doctor {
+    /// The launcher's isolation tier and what was tried.
+    #[derive(Debug, Clone)]
+    pub struct Report {
+        /// The launcher's pid, in the host's PID namespace.
+        pub launcher_pid: i32,
+        /// The active tier, e.g. `"pid-namespace"`.
+        pub tier: &'static str,
+        /// What this tier guarantees.
+        pub guarantee: &'static str,
+        /// Stronger tiers that were refused, and why.
+        pub refused: Vec<(&'static str, String)>,
+        /// The fd limit in force (raised to the hard limit at start).
+        pub nofile_limit: u64,
+    }
+
+    fn tier_name(i: crate::sys::start::Isolation) -> &'static str {
+        use crate::sys::start::Isolation::*;
+        match i {
+            PidNamespace => "pid-namespace",
+            UserPidNamespace => "user+pid-namespace",
+            Plain => "process-groups+subreaper+pdeathsig",
+        }
+    }
+
+    /// Starts the engine if needed and reports how children are contained.
+    ///
+    /// ```
+    /// let r = beamport::doctor::report().unwrap();
+    /// assert!(r.launcher_pid > 0);
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// The launcher could not be started.
+    pub fn report() -> std::io::Result<Report> {
+        let e = crate::engine::get()?;
+        let l = &e.launcher;
+        let guarantee = match l.isolation {
+            crate::sys::start::Isolation::Plain => {
+                "children end when the host dies (launcher ladder) or when the launcher dies (PDEATHSIG, direct children only); escapees are found through the subreaper while the launcher lives"
+            }
+            _ => "every process started through a port dies when the launcher dies, even by SIGKILL (PID 1 of its namespace); the launcher dies when the host does",
+        };
+        Ok(Report {
+            launcher_pid: l.pid,
+            tier: tier_name(l.isolation),
+            guarantee,
+            refused: l.refused.iter().map(|(i, e)| (tier_name(*i), e.clone())).collect(),
+            nofile_limit: l.nofile_limit,
+        })
+    }
+}

@@ -1,0 +1,428 @@
+//! What a process can find in its mailbox, and how it prints: `Debug` output reads like iex,
+//! so a trace can be compared line by line with the real VM.
+
+use std::any::Any;
+use std::fmt;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::port::Port;
+use crate::process::Pid;
+
+/// A process or a port: what links, monitors and exit signals name.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub enum Id {
+    /// A process.
+    Pid(Pid),
+    /// A port.
+    Port(Port),
+}
+
+impl From<Pid> for Id {
+    fn from(p: Pid) -> Self {
+        Id::Pid(p)
+    }
+}
+
+impl From<Port> for Id {
+    fn from(p: Port) -> Self {
+        Id::Port(p)
+    }
+}
+
+impl From<&Port> for Id {
+    fn from(p: &Port) -> Self {
+        Id::Port(p.clone())
+    }
+}
+
+impl fmt::Debug for Id {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Id::Pid(p) => p.fmt(f),
+            Id::Port(p) => p.fmt(f),
+        }
+    }
+}
+
+/// A monitor reference, `#Reference<0.0.0.N>`.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Ref(pub(crate) u64);
+
+impl fmt::Debug for Ref {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#Reference<0.0.0.{}>", self.0)
+    }
+}
+
+/// Why a process or a port ended: the reason an exit signal carries.
+///
+/// ```
+/// use beamport::Reason;
+/// assert_eq!(format!("{:?}", Reason::Normal), ":normal");
+/// assert_eq!(format!("{:?}", Reason::atom("badsig")), ":badsig");
+/// assert_eq!(Reason::atom("normal"), Reason::Normal);
+/// ```
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub enum Reason {
+    /// `:normal`: a normal end; ignored by linked processes that do not trap exits.
+    Normal,
+    /// `:kill`: sent with [`crate::process::exit`], ends the target untrappably.
+    Kill,
+    /// `:killed`: what links see when a process or port was ended by `:kill`.
+    Killed,
+    /// `:noproc`: the monitored or linked item did not exist.
+    Noproc,
+    /// Any other atom: `:badsig`, `:epipe`, `:einval`, `:ebadf`, or a user's own.
+    Atom(Arc<str>),
+    /// A process's closure panicked; the panic message.
+    Panic(Arc<str>),
+}
+
+impl Reason {
+    /// The reason named by an atom; `"normal"`, `"kill"`, `"killed"` and `"noproc"` map to
+    /// their own variants.
+    pub fn atom(name: &str) -> Reason {
+        match name {
+            "normal" => Reason::Normal,
+            "kill" => Reason::Kill,
+            "killed" => Reason::Killed,
+            "noproc" => Reason::Noproc,
+            other => Reason::Atom(other.into()),
+        }
+    }
+
+    /// Whether this is `:normal`.
+    pub fn is_normal(&self) -> bool {
+        matches!(self, Reason::Normal)
+    }
+
+    /// The reason linked items see: `:kill` becomes `:killed`.
+    pub(crate) fn propagated(&self) -> Reason {
+        match self {
+            Reason::Kill => Reason::Killed,
+            r => r.clone(),
+        }
+    }
+}
+
+impl fmt::Debug for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::Normal => f.write_str(":normal"),
+            Reason::Kill => f.write_str(":kill"),
+            Reason::Killed => f.write_str(":killed"),
+            Reason::Noproc => f.write_str(":noproc"),
+            Reason::Atom(a) => write!(f, ":{a}"),
+            Reason::Panic(m) => write!(f, "{{:panic, {m:?}}}"),
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+/// How a port's program ended, as `{:exit_status, n}` reports it.
+///
+/// ```
+/// use beamport::ExitStatus;
+/// let st = ExitStatus::from_raw(9); // killed by SIGKILL
+/// assert_eq!(st.code(), 137);       // OTP's 128 + N
+/// assert_eq!(st.signal(), Some(9));
+/// assert_eq!(format!("{st:?}"), "{:exit_status, 137}");
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ExitStatus(i32);
+
+impl ExitStatus {
+    /// From a raw `waitpid` status.
+    pub fn from_raw(raw: i32) -> Self {
+        ExitStatus(raw)
+    }
+    /// The raw `waitpid` status.
+    pub fn raw(&self) -> i32 {
+        self.0
+    }
+    /// OTP's value: the exit code, or 128 + the signal number if a signal ended the program.
+    pub fn code(&self) -> i32 {
+        match crate::sys::signal::decode_status(self.0) {
+            Ok(code) => code,
+            Err((sig, _)) => 128 + sig,
+        }
+    }
+    /// The signal that ended the program, if one did.
+    pub fn signal(&self) -> Option<i32> {
+        crate::sys::signal::decode_status(self.0).err().map(|(s, _)| s)
+    }
+    /// Whether the program dumped core.
+    pub fn core_dumped(&self) -> bool {
+        matches!(crate::sys::signal::decode_status(self.0), Err((_, true)))
+    }
+    /// Whether the program exited with code 0.
+    pub fn success(&self) -> bool {
+        crate::sys::signal::decode_status(self.0) == Ok(0)
+    }
+}
+
+impl fmt::Debug for ExitStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{{:exit_status, {}}}", self.code())
+    }
+}
+
+/// Bytes from a port, with how they were framed and how iex would print them.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Data {
+    pub(crate) bytes: Bytes,
+    pub(crate) line: Option<bool>,
+    pub(crate) list: bool,
+}
+
+impl Data {
+    /// The bytes (a whole packet, a line without its newline, or a stream chunk).
+    pub fn bytes(&self) -> &Bytes {
+        &self.bytes
+    }
+    /// Takes the bytes out.
+    pub fn into_bytes(self) -> Bytes {
+        self.bytes
+    }
+    /// In `{:line, L}` mode: `Some(true)` for `{:eol, line}`, `Some(false)` for `{:noeol, part}`.
+    pub fn eol(&self) -> Option<bool> {
+        self.line
+    }
+    /// Whether the port is in list mode (no `:binary`), so iex would print a charlist.
+    pub fn is_list(&self) -> bool {
+        self.list
+    }
+    /// The bytes as text, if they are UTF-8.
+    pub fn as_str(&self) -> Option<&str> {
+        std::str::from_utf8(&self.bytes).ok()
+    }
+}
+
+impl fmt::Debug for Data {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut body = String::new();
+        if self.list {
+            charlist(&self.bytes, &mut body);
+        } else {
+            binary(&self.bytes, &mut body);
+        }
+        match self.line {
+            None => f.write_str(&body),
+            Some(true) => write!(f, "{{:eol, {body}}}"),
+            Some(false) => write!(f, "{{:noeol, {body}}}"),
+        }
+    }
+}
+
+/// iex's rendering of a binary: a string literal when printable, else `<<1, 2, 3>>`.
+pub(crate) fn binary(b: &[u8], out: &mut String) {
+    use fmt::Write;
+    match std::str::from_utf8(b) {
+        Ok(s) if s.chars().all(|c| !c.is_control() || "\n\r\t\x0b\x0c\x07\x08\x1b".contains(c)) => {
+            out.push('"');
+            for c in s.chars() {
+                match c {
+                    '"' => out.push_str("\\\""),
+                    '\\' => out.push_str("\\\\"),
+                    '\n' => out.push_str("\\n"),
+                    '\r' => out.push_str("\\r"),
+                    '\t' => out.push_str("\\t"),
+                    '\x0b' => out.push_str("\\v"),
+                    '\x0c' => out.push_str("\\f"),
+                    '\x07' => out.push_str("\\a"),
+                    '\x08' => out.push_str("\\b"),
+                    '\x1b' => out.push_str("\\e"),
+                    '#' => out.push('#'),
+                    c => out.push(c),
+                }
+            }
+            out.push('"');
+        }
+        _ => {
+            out.push_str("<<");
+            for (i, x) in b.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                let _ = write!(out, "{x}");
+            }
+            out.push_str(">>");
+        }
+    }
+}
+
+/// iex's rendering of a charlist (Elixir 1.5): `'hello'` when printable, else `[104, 0]`.
+pub(crate) fn charlist(b: &[u8], out: &mut String) {
+    use fmt::Write;
+    if b.iter().all(|&c| (0x20..0x7f).contains(&c) || b"\n\r\t\x0b\x0c\x07\x08\x1b".contains(&c)) {
+        out.push('\'');
+        for &c in b {
+            match c {
+                b'\'' => out.push_str("\\'"),
+                b'\\' => out.push_str("\\\\"),
+                b'\n' => out.push_str("\\n"),
+                b'\r' => out.push_str("\\r"),
+                b'\t' => out.push_str("\\t"),
+                b'\x0b' => out.push_str("\\v"),
+                b'\x0c' => out.push_str("\\f"),
+                b'\x07' => out.push_str("\\a"),
+                b'\x08' => out.push_str("\\b"),
+                b'\x1b' => out.push_str("\\e"),
+                c => out.push(c as char),
+            }
+        }
+        out.push('\'');
+    } else {
+        out.push('[');
+        for (i, x) in b.iter().enumerate() {
+            if i > 0 {
+                out.push_str(", ");
+            }
+            let _ = write!(out, "{x}");
+        }
+        out.push(']');
+    }
+}
+
+/// What a port sends its owner: the second element of `{port, ...}`.
+#[derive(Clone, PartialEq, Eq)]
+pub enum PortMsg {
+    /// `{:data, data}`.
+    Data(Data),
+    /// `:closed`: the reply to a `{pid, :close}` message, once the output is flushed.
+    Closed,
+    /// `:connected`: the reply to `{pid, {:connect, new}}`, sent to the old owner.
+    Connected,
+    /// `{:exit_status, n}` (with the `:exit_status` option).
+    ExitStatus(ExitStatus),
+    /// `:eof` (with the `:eof` option).
+    Eof,
+}
+
+impl fmt::Debug for PortMsg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PortMsg::Data(d) => write!(f, "{{:data, {d:?}}}"),
+            PortMsg::Closed => f.write_str(":closed"),
+            PortMsg::Connected => f.write_str(":connected"),
+            PortMsg::ExitStatus(s) => s.fmt(f),
+            PortMsg::Eof => f.write_str(":eof"),
+        }
+    }
+}
+
+/// A user message sent with [`crate::process::send`]: any `Send + 'static` value.
+pub struct UserMsg {
+    pub(crate) value: Box<dyn Any + Send>,
+    pub(crate) type_name: &'static str,
+}
+
+impl UserMsg {
+    /// Takes the value out if it has type `T`, else gives the message back.
+    pub fn downcast<T: Any>(self) -> Result<T, UserMsg> {
+        let UserMsg { value, type_name } = self;
+        value.downcast::<T>().map(|b| *b).map_err(|value| UserMsg { value, type_name })
+    }
+    /// Borrows the value if it has type `T`.
+    pub fn downcast_ref<T: Any>(&self) -> Option<&T> {
+        self.value.downcast_ref::<T>()
+    }
+}
+
+impl fmt::Debug for UserMsg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(s) = self.value.downcast_ref::<&str>() {
+            return write!(f, "{s:?}");
+        }
+        if let Some(s) = self.value.downcast_ref::<String>() {
+            return write!(f, "{s:?}");
+        }
+        write!(f, "#{}<...>", self.type_name)
+    }
+}
+
+/// One message in a process's mailbox.
+///
+/// ```
+/// use beamport::{Message, Reason, process};
+/// let me = process::current();
+/// process::send(me.pid(), "hi");
+/// let msg = me.receive().unwrap();
+/// assert_eq!(format!("{msg:?}"), "\"hi\"");
+/// ```
+pub enum Message {
+    /// `{port, msg}` from a port to its owner.
+    Port(Port, PortMsg),
+    /// `{:EXIT, from, reason}`: an exit signal, delivered as a message because the process
+    /// traps exits.
+    Exit(Id, Reason),
+    /// `{:DOWN, ref, :process | :port, item, reason}`: a monitored item ended.
+    Down(Ref, Id, Reason),
+    /// A value sent with [`crate::process::send`].
+    User(UserMsg),
+}
+
+impl Message {
+    /// The port, if this is `{port, _}` or an exit/down from a port.
+    pub fn port(&self) -> Option<&Port> {
+        match self {
+            Message::Port(p, _) | Message::Exit(Id::Port(p), _) | Message::Down(_, Id::Port(p), _) => Some(p),
+            _ => None,
+        }
+    }
+
+    /// The data of a `{port, {:data, d}}` message.
+    pub fn data(&self) -> Option<&Data> {
+        match self {
+            Message::Port(_, PortMsg::Data(d)) => Some(d),
+            _ => None,
+        }
+    }
+
+    /// Called when the owner takes the message from its mailbox.
+    pub(crate) fn taken(&self) {
+        if let Message::Port(p, PortMsg::Data(d)) = self {
+            p.input_taken(d.bytes.len());
+        }
+    }
+}
+
+impl fmt::Debug for Message {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Message::Port(p, m) => write!(f, "{{{p:?}, {m:?}}}"),
+            Message::Exit(from, r) => write!(f, "{{:EXIT, {from:?}, {r:?}}}"),
+            Message::Down(r, Id::Port(p), reason) => write!(f, "{{:DOWN, {r:?}, :port, {p:?}, {reason:?}}}"),
+            Message::Down(r, Id::Pid(p), reason) => write!(f, "{{:DOWN, {r:?}, :process, {p:?}, {reason:?}}}"),
+            Message::User(u) => u.fmt(f),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(b: &[u8], list: bool, line: Option<bool>) -> String {
+        format!("{:?}", Data { bytes: Bytes::copy_from_slice(b), list, line })
+    }
+
+    #[test]
+    fn data_prints_like_iex() {
+        assert_eq!(d(b"hello", false, None), "\"hello\"");
+        assert_eq!(d(b"oops\n", false, None), "\"oops\\n\"");
+        assert_eq!(d(&[1, 2, 255], false, None), "<<1, 2, 255>>");
+        assert_eq!(d(b"hello", true, None), "'hello'");
+        assert_eq!(d(&[104, 0], true, None), "[104, 0]");
+        assert_eq!(d(b"abc", false, Some(true)), "{:eol, \"abc\"}");
+        assert_eq!(d(b"ab", true, Some(false)), "{:noeol, 'ab'}");
+        assert_eq!(d(b"", false, None), "\"\"");
+    }
+}

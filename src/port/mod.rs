@@ -1,0 +1,1178 @@
+//! Ports: external programs as message-passing peers, with OTP's semantics.
+//!
+//! [`Port::open`] starts a program and makes the calling process its owner, linked to it.
+//! The owner then talks to the port through the *message API* ([`Port::send`] with a
+//! [`Request`], Elixir's `send port, {pid, ...}`) or the *function API* ([`Port::command`],
+//! [`Port::close`], [`Port::connect`], [`Port::info`]). The port sends the owner
+//! `{port, {:data, d}}`, `{port, :closed}`, `{port, :connected}`, `{port, {:exit_status, n}}`,
+//! `{port, :eof}`, and exit signals, in OTP's order.
+//!
+//! ```
+//! use beamport::{process, Name, Opt, Port, Request};
+//! let me = process::current();
+//! let port = Port::open(Name::spawn("cat"), [Opt::Binary]).unwrap();
+//! port.send(me.pid(), Request::command("hello"));
+//! let msg = me.receive().unwrap();
+//! assert_eq!(format!("{msg:?}"), format!("{{{port:?}, {{:data, \"hello\"}}}}"));
+//! port.send(me.pid(), Request::Close);
+//! assert_eq!(format!("{:?}", me.receive().unwrap()), format!("{{{port:?}, :closed}}"));
+//! ```
+//!
+//! # Every state change in one place
+//!
+//! A port is `Open`, then `Closing` (exit signals sent, output still flushing), then `Dead`.
+//! [`Port`]'s private `begin_close` and `finish` are the only functions that move it along,
+//! whatever the cause: a close, an owner's death, EOF, a write error or an exit signal.
+
+mod options;
+
+use std::collections::{HashMap, VecDeque};
+use std::ffi::OsString;
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicI32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, LazyLock, Mutex, MutexGuard, RwLock};
+
+use bytes::{Bytes, BytesMut};
+
+pub use self::options::{Name, Opt, DEFAULT_GRACE, DEFAULT_READ_WINDOW};
+pub(crate) use self::options::Settings;
+use crate::engine;
+use crate::framing::{self, Decoder, Frame, FrameError, Framing};
+use crate::message::{Data, ExitStatus, Id, Message, PortMsg, Reason, Ref};
+use crate::process::{self, Pid};
+use crate::sys;
+
+/// Why a port could not be opened. [`OpenError::otp_name`] gives the atom `open_port/2`
+/// raises for the same fault.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// `badarg`: a malformed name or option, or a forbidden combination.
+    #[error("badarg: {what}")]
+    Badarg {
+        /// What was wrong.
+        what: String,
+    },
+    /// `enoent`: the executable does not exist.
+    #[error("enoent: {}: no such file", path.display())]
+    Enoent {
+        /// The path given.
+        path: PathBuf,
+    },
+    /// `eacces`: the file is not executable.
+    #[error("eacces: {}: permission denied", path.display())]
+    Eacces {
+        /// The path given.
+        path: PathBuf,
+    },
+    /// A resource error from the OS: `emfile`, `enfile`, `eagain`, `enomem`…
+    #[error("{name}: {source}")]
+    System {
+        /// OTP's atom for it.
+        name: &'static str,
+        /// The error behind it.
+        source: io::Error,
+    },
+    /// The calling process is dead.
+    #[error("the calling process has exited ({0:?})")]
+    Exited(Reason),
+}
+
+impl OpenError {
+    /// OTP's atom for this error: `badarg`, `enoent`, `eacces`, `emfile`…
+    ///
+    /// ```
+    /// use beamport::{Name, Port};
+    /// let e = Port::open(Name::executable("/nonexistent/prog"), []).unwrap_err();
+    /// assert_eq!(e.otp_name(), "enoent");
+    /// ```
+    pub fn otp_name(&self) -> &'static str {
+        match self {
+            OpenError::Badarg { .. } => "badarg",
+            OpenError::Enoent { .. } => "enoent",
+            OpenError::Eacces { .. } => "eacces",
+            OpenError::System { name, .. } => name,
+            OpenError::Exited(_) => "noproc",
+        }
+    }
+
+    fn system(e: io::Error) -> OpenError {
+        OpenError::System { name: errno_name(&e), source: e }
+    }
+}
+
+/// OTP's atom for an OS error.
+pub(crate) fn errno_name(e: &io::Error) -> &'static str {
+    match e.raw_os_error() {
+        Some(libc::EMFILE) => "emfile",
+        Some(libc::ENFILE) => "enfile",
+        Some(libc::EAGAIN) => "eagain",
+        Some(libc::ENOMEM) => "enomem",
+        Some(libc::ENOENT) => "enoent",
+        Some(libc::EACCES) => "eacces",
+        Some(libc::EPIPE) => "epipe",
+        Some(libc::EBADF) => "ebadf",
+        Some(libc::EINVAL) => "einval",
+        Some(libc::ENAMETOOLONG) => "enametoolong",
+        Some(libc::E2BIG) => "e2big",
+        _ => "eio",
+    }
+}
+
+/// Why a function-API call on a port failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PortError {
+    /// `badarg`: the port is closed (or closing).
+    #[error("badarg: {0} is closed")]
+    Closed(String),
+    /// The command does not fit the packet header. OTP would accept it and then kill the port
+    /// with `einval`; beamport refuses it and the port stays open.
+    #[error("badarg: {0}")]
+    PacketTooLarge(#[from] FrameError),
+    /// `nosuspend` was asked for and the port is busy; the data was not sent.
+    #[error("the port is busy")]
+    Busy,
+    /// `notsup`: `force` on a spawn port (OTP gives the same).
+    #[error("notsup: :force is not supported by spawn ports")]
+    NotSup,
+    /// `badarg` for another reason (for example connecting to a dead process).
+    #[error("badarg: {0}")]
+    Badarg(String),
+    /// The port's input was already closed with [`Port::close_input`].
+    #[error("badarg: the input of {0} is closed")]
+    InputClosed(String),
+}
+
+/// A message-API request: the second element of `{pid, request}` sent to a port.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Request {
+    /// `{:command, data}`.
+    Command(Bytes),
+    /// `:close`.
+    Close,
+    /// `{:connect, new_owner}`.
+    Connect(Pid),
+}
+
+impl Request {
+    /// `{:command, data}` from anything that converts into [`Bytes`].
+    pub fn command(data: impl Into<Bytes>) -> Request {
+        Request::Command(data.into())
+    }
+}
+
+/// Flags of [`Port::command_with`] (`Port.command/3`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CommandFlags {
+    /// `:nosuspend`: return `Ok(false)` instead of waiting when the port is busy.
+    pub nosuspend: bool,
+    /// `:force`: not supported by spawn ports (`notsup`), as in OTP.
+    pub force: bool,
+}
+
+/// One item of [`Port::info_item`] (`Port.info/2`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Item {
+    /// `:name`.
+    Name,
+    /// `:links`.
+    Links,
+    /// `:id`.
+    Id,
+    /// `:connected`.
+    Connected,
+    /// `:input`: bytes read from the program.
+    Input,
+    /// `:output`: bytes sent to the program.
+    Output,
+    /// `:os_pid`.
+    OsPid,
+    /// `:queue_size`: bytes waiting in the output queue.
+    QueueSize,
+    /// `:memory`: bytes the host holds for this port.
+    Memory,
+    /// `:parallelism`.
+    Parallelism,
+    /// `:monitored_by`.
+    MonitoredBy,
+}
+
+/// `Port.info/1`: everything about an open port.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PortInfo {
+    /// `:name`.
+    pub name: String,
+    /// `:links`.
+    pub links: Vec<Pid>,
+    /// `:id`.
+    pub id: u64,
+    /// `:connected`.
+    pub connected: Pid,
+    /// `:input`.
+    pub input: u64,
+    /// `:output`.
+    pub output: u64,
+    /// `:os_pid` (in the host's PID namespace).
+    pub os_pid: Option<i32>,
+}
+
+impl fmt::Debug for PortInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "[name: '{}', links: {:?}, id: {}, connected: {:?}, input: {}, output: {}, os_pid: {}]",
+            self.name,
+            self.links,
+            self.id,
+            self.connected,
+            self.input,
+            self.output,
+            self.os_pid.map_or(":undefined".into(), |p| p.to_string())
+        )
+    }
+}
+
+/// The value of one [`Item`].
+#[derive(Clone, PartialEq, Eq)]
+pub enum ItemValue {
+    /// A name.
+    Name(String),
+    /// Pids (`links`, `monitored_by`).
+    Pids(Vec<Pid>),
+    /// A pid (`connected`).
+    Pid(Pid),
+    /// A number (`id`, `input`, `output`, `queue_size`, `memory`).
+    Int(u64),
+    /// An OS pid, or `:undefined`.
+    OsPid(Option<i32>),
+    /// A flag (`parallelism`).
+    Bool(bool),
+}
+
+impl fmt::Debug for ItemValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ItemValue::Name(n) => write!(f, "'{n}'"),
+            ItemValue::Pids(p) => p.fmt(f),
+            ItemValue::Pid(p) => p.fmt(f),
+            ItemValue::Int(i) => i.fmt(f),
+            ItemValue::OsPid(Some(p)) => p.fmt(f),
+            ItemValue::OsPid(None) => f.write_str(":undefined"),
+            ItemValue::Bool(b) => b.fmt(f),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    Opening,
+    Open,
+    Closing,
+    Dead,
+}
+
+struct State {
+    phase: Phase,
+    owner: Pid,
+    links: Vec<Pid>,
+    monitors: Vec<(Ref, Pid)>,
+    input: u64,
+    output: u64,
+    queue: VecDeque<Bytes>,
+    queued: usize,
+    busy: bool,
+    decoder: Decoder,
+    rbuf: BytesMut,
+    fd: Option<OwnedFd>,
+    read_eof: bool,
+    input_done: bool,
+    exit: Option<i32>,
+    read_paused: bool,
+    close_input: bool,
+    input_closed: bool,
+    reply_closed: Option<Pid>,
+}
+
+pub(crate) struct Inner {
+    id: u64,
+    name: Box<str>,
+    settings: Settings,
+    state: Mutex<State>,
+    cv: Condvar,
+    unread: AtomicUsize,
+    os_pid: AtomicI32,
+    child_pid: AtomicI32,
+}
+
+/// A port: `#Port<0.N>`. Cheap to clone; equal when it names the same port. Like an Erlang
+/// port identifier it stays valid after the port closes, and calls then fail with
+/// [`PortError::Closed`] (or return `None`).
+#[derive(Clone)]
+pub struct Port(Arc<Inner>);
+
+impl PartialEq for Port {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.id == other.0.id
+    }
+}
+impl Eq for Port {}
+impl Hash for Port {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.id.hash(state)
+    }
+}
+
+impl fmt::Debug for Port {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#Port<0.{}>", self.0.id)
+    }
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+static PORTS: LazyLock<RwLock<HashMap<u64, Port>>> = LazyLock::new(Default::default);
+
+/// Effects decided under the port's lock and carried out after it is released: exit
+/// signals can end processes, which can close other ports.
+#[derive(Default)]
+#[must_use]
+struct After {
+    signals: Vec<(Pid, Reason, bool)>,
+    downs: Vec<(Ref, Pid, Reason)>,
+}
+
+impl After {
+    fn run(self, port: &Port) {
+        for (pid, reason, link) in self.signals {
+            process::exit_signal(Id::Port(port.clone()), pid, reason, link);
+        }
+        for (r, pid, reason) in self.downs {
+            process::deliver(pid, Message::Down(r, Id::Port(port.clone()), reason));
+        }
+    }
+}
+
+pub(crate) fn lookup(id: u64) -> Option<Port> {
+    PORTS.read().expect("port table").get(&id).cloned()
+}
+
+/// Ports owned by a process that just ended close, with its reason, even if it had
+/// unlinked itself (OTP would leak them, E23).
+pub(crate) fn owner_gone(pid: Pid, reason: &Reason) {
+    let owned: Vec<Port> = PORTS
+        .read()
+        .expect("port table")
+        .values()
+        .filter(|p| p.lock().owner == pid)
+        .cloned()
+        .collect();
+    for p in owned {
+        let after = {
+            let mut st = p.lock();
+            if st.owner == pid && st.phase == Phase::Open {
+                p.begin_close(&mut st, reason.clone(), true, None)
+            } else {
+                After::default()
+            }
+        };
+        after.run(&p);
+    }
+}
+
+pub(crate) fn demonitor_all(r: Ref) {
+    for p in PORTS.read().expect("port table").values() {
+        p.lock().monitors.retain(|(x, _)| *x != r);
+    }
+}
+
+fn frame_to_data(frame: Frame, list: bool) -> Data {
+    match frame {
+        Frame::Data(bytes) => Data { bytes, line: None, list },
+        Frame::Line { eol, data } => Data { bytes: data, line: Some(eol), list },
+    }
+}
+
+impl Port {
+    /// Opens a port (`Port.open/2`); the calling process becomes its owner and is linked to it.
+    ///
+    /// `{:spawn, cmd}` runs `/bin/sh -c "exec cmd"`: a missing program still opens, then exits
+    /// with 127. `{:spawn_executable, path}` runs no shell; a missing file is `enoent`, a
+    /// non-executable one `eacces`, both naming the path.
+    ///
+    /// ```
+    /// use beamport::{process, Name, Opt, Port};
+    /// let me = process::current();
+    /// let echo = beamport::find_executable("echo").unwrap();
+    /// let port = Port::open(Name::executable(echo), [Opt::Binary, Opt::args(["hello world"])]).unwrap();
+    /// let msg = me.receive().unwrap();
+    /// assert_eq!(msg.data().unwrap().bytes().as_ref(), b"hello world\n");
+    /// # let _ = port.close();
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`OpenError`], with OTP's name for each case.
+    pub fn open(name: Name, opts: impl IntoIterator<Item = Opt>) -> Result<Port, OpenError> {
+        let opts: Vec<Opt> = opts.into_iter().collect();
+        let me = process::current();
+        if let Some(r) = me.exit_reason() {
+            return Err(OpenError::Exited(r));
+        }
+        let settings = Settings::parse(&name, &opts)?;
+        let (program, argv, label) = match &name {
+            Name::Spawn(cmd) => {
+                if cmd.trim().is_empty() {
+                    return Err(OpenError::Badarg { what: "{:spawn, \"\"}: empty command".into() });
+                }
+                let argv = vec![b"sh".to_vec(), b"-c".to_vec(), format!("exec {cmd}").into_bytes()];
+                (b"/bin/sh".to_vec(), argv, cmd.clone())
+            }
+            Name::Executable(path) => {
+                if path.as_os_str().is_empty() {
+                    return Err(OpenError::Badarg { what: "{:spawn_executable, \"\"}: empty path".into() });
+                }
+                if let Err(e) = sys::fd::check_executable(path) {
+                    return Err(match e.raw_os_error() {
+                        Some(libc::EACCES) | Some(libc::EPERM) => OpenError::Eacces { path: path.clone() },
+                        Some(libc::ENOENT) | Some(libc::ENOTDIR) => OpenError::Enoent { path: path.clone() },
+                        _ => OpenError::system(e),
+                    });
+                }
+                let p = path.as_os_str().as_bytes().to_vec();
+                let mut argv = vec![settings.arg0.as_ref().map_or(p.clone(), |a| a.as_bytes().to_vec())];
+                argv.extend(settings.args.iter().flatten().map(|a| a.as_bytes().to_vec()));
+                (p, argv, path.to_string_lossy().into_owned())
+            }
+        };
+        let envp = merged_env(&settings.env);
+        let cwd = std::env::current_dir().map(|d| d.into_os_string().into_vec()).unwrap_or_default();
+        let cd = settings.cd.as_ref().map(|d| d.as_os_str().as_bytes().to_vec()).unwrap_or_default();
+        for s in argv.iter().chain(&envp).chain([&program, &cd]) {
+            if s.contains(&0) {
+                return Err(OpenError::Badarg { what: format!("NUL byte in {:?}", String::from_utf8_lossy(s)) });
+            }
+        }
+        let engine = engine::get().map_err(OpenError::system)?;
+        let (host, child) = sys::fd::stream_pair().map_err(OpenError::system)?;
+        sys::fd::set_nonblocking(host.as_fd(), true).map_err(OpenError::system)?;
+        let port = Port(Arc::new(Inner {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            name: label.into(),
+            state: Mutex::new(State {
+                phase: Phase::Opening,
+                owner: me.pid(),
+                links: vec![me.pid()],
+                monitors: Vec::new(),
+                input: 0,
+                output: 0,
+                queue: VecDeque::new(),
+                queued: 0,
+                busy: false,
+                decoder: Decoder::new(settings.framing),
+                rbuf: BytesMut::new(),
+                fd: Some(host),
+                read_eof: false,
+                input_done: false,
+                exit: None,
+                read_paused: false,
+                close_input: false,
+                input_closed: false,
+                reply_closed: None,
+            }),
+            settings,
+            cv: Condvar::new(),
+            unread: AtomicUsize::new(0),
+            os_pid: AtomicI32::new(-1),
+            child_pid: AtomicI32::new(-1),
+        }));
+        let s = &port.0.settings;
+        let mut flags = 0;
+        if s.reads {
+            flags |= crate::launcher::proto::flags::READS;
+        }
+        if s.writes {
+            flags |= crate::launcher::proto::flags::WRITES;
+        }
+        if s.nouse_stdio {
+            flags |= crate::launcher::proto::flags::NOUSE_STDIO;
+        }
+        if s.stderr_to_stdout {
+            flags |= crate::launcher::proto::flags::STDERR_TO_STDOUT;
+        }
+        let spawned = engine.spawn(&port, flags, program, argv, envp, cwd, cd, child);
+        let (pid, host_pid) = match spawned {
+            Ok(p) => p,
+            Err(e) => return Err(OpenError::system(e)),
+        };
+        port.0.child_pid.store(pid, Ordering::Relaxed);
+        port.0.os_pid.store(host_pid, Ordering::Relaxed);
+        PORTS.write().expect("port table").insert(port.0.id, port.clone());
+        {
+            let mut st = port.lock();
+            st.phase = Phase::Open;
+            let fd = st.fd.as_ref().expect("fd until closed");
+            if let Err(e) = engine.register(fd.as_fd(), port.0.id) {
+                drop(st);
+                PORTS.write().expect("port table").remove(&port.0.id);
+                engine.release(pid, (std::time::Duration::ZERO, std::time::Duration::ZERO));
+                return Err(OpenError::system(e));
+            }
+        }
+        if !process::add_link(me.pid(), Id::Port(port.clone())) {
+            // The caller died meanwhile: the port closes as on the BEAM.
+            port.exit_signal(me.pid(), me.exit_reason().unwrap_or(Reason::Noproc), true);
+        }
+        Ok(port)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.0.state.lock().expect("port state")
+    }
+
+    fn label(&self) -> String {
+        format!("{self:?}")
+    }
+
+    /// The port's number, as in `#Port<0.N>`.
+    pub fn id(&self) -> u64 {
+        self.0.id
+    }
+
+    /// Every open port (`Port.list/0`).
+    pub fn list() -> Vec<Port> {
+        let mut v: Vec<Port> = PORTS.read().expect("port table").values().cloned().collect();
+        v.sort_by_key(|p| p.0.id);
+        v
+    }
+
+    /// The program's OS pid (in the host's PID namespace), while the port is open.
+    pub fn os_pid(&self) -> Option<i32> {
+        let p = self.0.os_pid.load(Ordering::Relaxed);
+        (p > 0 && self.lock().phase != Phase::Dead).then_some(p)
+    }
+
+    /// Whether the port is open (not closing or closed).
+    pub fn is_open(&self) -> bool {
+        self.lock().phase == Phase::Open
+    }
+
+    /// The message API: what `send port, {from, request}` does in Elixir. It never fails,
+    /// like `send`: a request to a closed port is dropped; a request whose `from` is not the
+    /// owner sends the exit signal `:badsig` to the owner and leaves the port open (OTP 25).
+    /// A command that is too large for its packet header ends the port with `:einval`, as in
+    /// OTP (the function API refuses it instead). While the port is busy, the calling thread
+    /// waits, as a sending process is suspended on the BEAM.
+    pub fn send(&self, from: Pid, request: Request) {
+        let after = {
+            let mut st = self.lock();
+            if st.phase != Phase::Open {
+                return;
+            }
+            if from != st.owner {
+                let mut a = After::default();
+                a.signals.push((st.owner, Reason::atom("badsig"), false));
+                a
+            } else {
+                match request {
+                    Request::Command(data) => {
+                        st = self.wait_not_busy(st);
+                        if st.phase != Phase::Open || st.input_closed || st.close_input {
+                            return;
+                        }
+                        match self.write(&mut st, data) {
+                            Ok(()) => After::default(),
+                            Err(reason) => self.begin_close(&mut st, reason, false, None),
+                        }
+                    }
+                    Request::Close => {
+                        let owner = st.owner;
+                        self.begin_close(&mut st, Reason::Normal, true, Some(owner))
+                    }
+                    Request::Connect(new) => {
+                        st.owner = new;
+                        process::deliver(from, Message::Port(self.clone(), PortMsg::Connected));
+                        After::default()
+                    }
+                }
+            }
+        };
+        after.run(self);
+    }
+
+    fn wait_not_busy<'a>(&'a self, mut st: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
+        while st.busy && st.phase == Phase::Open {
+            st = self.0.cv.wait(st).expect("port state");
+        }
+        st
+    }
+
+    /// `Port.command/2`: sends data to the program. Returns once the data is accepted: written
+    /// or queued. While the port is busy (its queue above the high busy limit) the calling
+    /// thread waits until the queue drains below the low limit.
+    ///
+    /// # Errors
+    ///
+    /// [`PortError::Closed`] if the port is closed; [`PortError::PacketTooLarge`] if the
+    /// data does not fit a `{:packet, 1|2}` header (the port stays open).
+    pub fn command(&self, data: impl Into<Bytes>) -> Result<(), PortError> {
+        self.command_with(data, CommandFlags::default()).map(|_| ())
+    }
+
+    /// `Port.command/3`: like [`Port::command`]; with `nosuspend`, returns `Ok(false)` instead
+    /// of waiting when the port is busy (the data is not sent).
+    ///
+    /// # Errors
+    ///
+    /// As [`Port::command`], plus [`PortError::NotSup`] for `force`.
+    pub fn command_with(&self, data: impl Into<Bytes>, flags: CommandFlags) -> Result<bool, PortError> {
+        if flags.force {
+            return Err(PortError::NotSup);
+        }
+        let data = data.into();
+        let after = {
+            let mut st = self.lock();
+            if st.phase != Phase::Open {
+                return Err(PortError::Closed(self.label()));
+            }
+            if st.busy && flags.nosuspend {
+                return Ok(false);
+            }
+            st = self.wait_not_busy(st);
+            if st.phase != Phase::Open {
+                return Err(PortError::Closed(self.label()));
+            }
+            if st.input_closed || st.close_input {
+                return Err(PortError::InputClosed(self.label()));
+            }
+            framing::header(self.0.settings.framing, data.len())?;
+            match self.write(&mut st, data) {
+                Ok(()) => After::default(),
+                Err(reason) => self.begin_close(&mut st, reason, false, None),
+            }
+        };
+        after.run(self);
+        Ok(true)
+    }
+
+    /// Queues `data` (with its packet header) and writes what the socket takes now.
+    /// `Err(reason)` means the port must end with that reason (OTP's `einval`, `ebadf`, `epipe`).
+    fn write(&self, st: &mut State, data: Bytes) -> Result<(), Reason> {
+        if !self.0.settings.writes {
+            return Err(Reason::atom("ebadf"));
+        }
+        let header = framing::header(self.0.settings.framing, data.len()).map_err(|_| Reason::atom("einval"))?;
+        st.output += data.len() as u64;
+        let h = header.as_bytes();
+        if !h.is_empty() {
+            st.queued += h.len();
+            st.queue.push_back(Bytes::copy_from_slice(h));
+        }
+        if !data.is_empty() {
+            st.queued += data.len();
+            st.queue.push_back(data);
+        }
+        self.flush_queue(st)?;
+        if let Some((_, high)) = self.0.settings.busy {
+            if st.queued >= high {
+                st.busy = true;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes queued output until the socket is full or the queue empty.
+    fn flush_queue(&self, st: &mut State) -> Result<(), Reason> {
+        let Some(fd) = st.fd.as_ref() else { return Ok(()) };
+        while !st.queue.is_empty() {
+            let slices: Vec<io::IoSlice<'_>> = st.queue.iter().take(64).map(|b| io::IoSlice::new(b)).collect();
+            match sys::fd::send_vectored(fd.as_fd(), &slices) {
+                Ok(mut n) => {
+                    st.queued -= n;
+                    while n > 0 {
+                        let front = st.queue.front_mut().expect("bytes were queued");
+                        if n >= front.len() {
+                            n -= front.len();
+                            st.queue.pop_front();
+                        } else {
+                            let _ = front.split_to(n);
+                            n = 0;
+                        }
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(Reason::atom(errno_name(&e))),
+            }
+        }
+        if st.busy {
+            let low = self.0.settings.busy.map_or(0, |(l, _)| l);
+            if st.queued < low || st.queue.is_empty() {
+                st.busy = false;
+                self.0.cv.notify_all();
+            }
+        }
+        if st.queue.is_empty() && st.close_input && !st.input_closed {
+            st.input_closed = true;
+            let _ = sys::fd::shutdown_write(fd.as_fd());
+        }
+        Ok(())
+    }
+
+    /// Called by the engine when the socket can take more output.
+    pub(crate) fn on_writable(&self) {
+        let after = {
+            let mut st = self.lock();
+            if !matches!(st.phase, Phase::Open | Phase::Closing) {
+                return;
+            }
+            match self.flush_queue(&mut st) {
+                Err(reason) if st.phase == Phase::Open => self.begin_close(&mut st, reason, false, None),
+                Err(_) => {
+                    self.finish(&mut st);
+                    After::default()
+                }
+                Ok(()) => {
+                    if st.phase == Phase::Closing && st.queue.is_empty() {
+                        self.finish(&mut st);
+                    }
+                    After::default()
+                }
+            }
+        };
+        after.run(self);
+    }
+
+    /// Called by the engine when the socket has input (or EOF).
+    pub(crate) fn on_readable(&self, shared: &mut BytesMut) {
+        let after = {
+            let mut st = self.lock();
+            self.read_input(&mut st, shared)
+        };
+        after.run(self);
+    }
+
+    fn window_full(&self) -> bool {
+        self.0.settings.read_window.is_some_and(|w| self.0.unread.load(Ordering::Acquire) >= w)
+    }
+
+    fn read_input(&self, st: &mut State, shared: &mut BytesMut) -> After {
+        if st.phase != Phase::Open || st.read_eof || !self.0.settings.reads {
+            return After::default();
+        }
+        loop {
+            if self.window_full() {
+                st.read_paused = true;
+                return After::default();
+            }
+            let Some(fd) = st.fd.as_ref() else { return After::default() };
+            let want = st.decoder.wanted().unwrap_or(0).clamp(65536, 1 << 20);
+            let own = !st.rbuf.is_empty();
+            let buf = if own { &mut st.rbuf } else { &mut *shared };
+            buf.reserve(want);
+            match sys::fd::read_into(fd.as_fd(), buf) {
+                Ok(0) => return self.on_eof(st),
+                Ok(n) => {
+                    st.input += n as u64;
+                    if !own {
+                        st.rbuf = shared.split();
+                    }
+                    self.deliver_frames(st, false);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return After::default(),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.raw_os_error() == Some(libc::ECONNRESET) => return self.on_eof(st),
+                Err(e) => return self.begin_close(st, Reason::atom(errno_name(&e)), false, None),
+            }
+        }
+    }
+
+    fn deliver_frames(&self, st: &mut State, at_eof: bool) {
+        let list = !self.0.settings.binary;
+        loop {
+            let frame = if at_eof { st.decoder.decode_eof(&mut st.rbuf) } else { st.decoder.decode(&mut st.rbuf) };
+            match frame {
+                Ok(Some(f)) => {
+                    let data = frame_to_data(f, list);
+                    self.0.unread.fetch_add(data.bytes.len(), Ordering::AcqRel);
+                    process::deliver(st.owner, Message::Port(self.clone(), PortMsg::Data(data)));
+                }
+                Ok(None) | Err(_) => break,
+            }
+        }
+        if st.rbuf.is_empty() {
+            st.rbuf = BytesMut::new();
+        }
+    }
+
+    fn on_eof(&self, st: &mut State) -> After {
+        st.read_eof = true;
+        if self.0.settings.exit_status && st.exit.is_none() {
+            return After::default(); // the status comes first; wait for the launcher's report
+        }
+        self.finish_input(st)
+    }
+
+    /// EOF seen and, if asked for, the exit status known: OTP's order is
+    /// `exit_status`, the final partial line, then `:eof` or the exit signal `:normal`.
+    fn finish_input(&self, st: &mut State) -> After {
+        if st.input_done || st.phase != Phase::Open {
+            return After::default();
+        }
+        st.input_done = true;
+        if self.0.settings.exit_status {
+            if let Some(raw) = st.exit {
+                let m = PortMsg::ExitStatus(ExitStatus::from_raw(raw));
+                process::deliver(st.owner, Message::Port(self.clone(), m));
+            }
+        }
+        self.deliver_frames(st, true);
+        if self.0.settings.eof {
+            process::deliver(st.owner, Message::Port(self.clone(), PortMsg::Eof));
+            After::default()
+        } else {
+            self.begin_close(st, Reason::Normal, false, None)
+        }
+    }
+
+    /// Called by the engine when the launcher reports the program's exit.
+    pub(crate) fn on_child_exit(&self, raw: i32) {
+        let after = {
+            let mut st = self.lock();
+            st.exit = Some(raw);
+            if st.read_eof {
+                self.finish_input(&mut st)
+            } else {
+                After::default()
+            }
+        };
+        after.run(self);
+    }
+
+    /// The owner took `n` bytes of this port's data from its mailbox.
+    pub(crate) fn input_taken(&self, n: usize) {
+        let before = self.0.unread.fetch_sub(n, Ordering::AcqRel);
+        if let Some(w) = self.0.settings.read_window {
+            if before >= w && before - n < w {
+                let mut st = self.lock();
+                if st.read_paused {
+                    st.read_paused = false;
+                    drop(st);
+                    if let Ok(e) = engine::get() {
+                        e.resume(self.0.id);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Starts closing: exit signals and `Down`s go out now; the output queue is flushed
+    /// (unless `flush` is false); then [`Port::finish`] ends the port.
+    fn begin_close(&self, st: &mut State, reason: Reason, flush: bool, reply: Option<Pid>) -> After {
+        if st.phase != Phase::Open {
+            return After::default();
+        }
+        st.phase = Phase::Closing;
+        st.reply_closed = reply;
+        let mut after = After::default();
+        for pid in std::mem::take(&mut st.links) {
+            after.signals.push((pid, reason.clone(), true));
+        }
+        for (r, pid) in std::mem::take(&mut st.monitors) {
+            after.downs.push((r, pid, reason.clone()));
+        }
+        if !flush {
+            st.queue.clear();
+            st.queued = 0;
+        }
+        if st.queue.is_empty() {
+            self.finish(st);
+        }
+        self.0.cv.notify_all();
+        after
+    }
+
+    /// The port is gone: fd closed, table entry removed, the program handed to the kill
+    /// ladder, `:closed` sent if a close message asked for it.
+    fn finish(&self, st: &mut State) {
+        if st.phase == Phase::Dead {
+            return;
+        }
+        st.phase = Phase::Dead;
+        st.queue.clear();
+        st.queued = 0;
+        st.busy = false;
+        st.rbuf = BytesMut::new();
+        drop(st.fd.take());
+        PORTS.write().expect("port table").remove(&self.0.id);
+        let pid = self.0.child_pid.load(Ordering::Relaxed);
+        if let Ok(e) = engine::get() {
+            e.forget_port(pid);
+            if st.exit.is_none() {
+                e.release(pid, self.0.settings.grace);
+            }
+        }
+        if let Some(to) = st.reply_closed.take() {
+            process::deliver(to, Message::Port(self.clone(), PortMsg::Closed));
+        }
+        self.0.cv.notify_all();
+    }
+
+    /// `Port.close/1`: closes the port. Linked processes get the exit signal `:normal` at
+    /// once; queued output is still written; then the program reads EOF. No `:closed`
+    /// message is sent (that is the message API's reply).
+    ///
+    /// ```
+    /// use beamport::{Name, Port};
+    /// let port = Port::open(Name::spawn("cat"), []).unwrap();
+    /// port.close().unwrap();
+    /// assert!(port.close().is_err()); // badarg: already closed
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`PortError::Closed`] if the port is already closed or closing.
+    pub fn close(&self) -> Result<(), PortError> {
+        let after = {
+            let mut st = self.lock();
+            if st.phase != Phase::Open {
+                return Err(PortError::Closed(self.label()));
+            }
+            self.begin_close(&mut st, Reason::Normal, true, None)
+        };
+        after.run(self);
+        Ok(())
+    }
+
+    /// Half-close (beyond OTP, whose users asked for it in ERL-128): once everything queued
+    /// is written, the program reads EOF on its input; its output and exit status still come.
+    ///
+    /// ```
+    /// use beamport::{process, Name, Opt, Port, Message, PortMsg};
+    /// let me = process::current();
+    /// let port = Port::open(Name::spawn("wc -c"), [Opt::Binary, Opt::ExitStatus]).unwrap();
+    /// port.command("12345").unwrap();
+    /// port.close_input().unwrap();
+    /// let data = me.receive().unwrap();
+    /// assert_eq!(data.data().unwrap().as_str().unwrap().trim(), "5");
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`PortError::Closed`] if the port is closed.
+    pub fn close_input(&self) -> Result<(), PortError> {
+        let mut st = self.lock();
+        if st.phase != Phase::Open {
+            return Err(PortError::Closed(self.label()));
+        }
+        st.close_input = true;
+        let _ = self.flush_queue(&mut st);
+        Ok(())
+    }
+
+    /// `Port.connect/2`: makes `pid` the owner and links it. The old owner stays linked and
+    /// gets no message (unlike the `{:connect, pid}` message, which answers `:connected`).
+    ///
+    /// # Errors
+    ///
+    /// [`PortError::Closed`] if the port is closed, [`PortError::Badarg`] if `pid` is dead.
+    pub fn connect(&self, pid: Pid) -> Result<(), PortError> {
+        let mut st = self.lock();
+        if st.phase != Phase::Open {
+            return Err(PortError::Closed(self.label()));
+        }
+        if !process::add_link(pid, Id::Port(self.clone())) {
+            return Err(PortError::Badarg(format!("{pid:?} is not alive")));
+        }
+        st.owner = pid;
+        if !st.links.contains(&pid) {
+            st.links.push(pid);
+        }
+        Ok(())
+    }
+
+    /// `Port.info/1`: `None` once the port is closed.
+    pub fn info(&self) -> Option<PortInfo> {
+        let st = self.lock();
+        if st.phase == Phase::Dead {
+            return None;
+        }
+        Some(PortInfo {
+            name: self.0.name.to_string(),
+            links: st.links.clone(),
+            id: self.0.id,
+            connected: st.owner,
+            input: st.input,
+            output: st.output,
+            os_pid: Some(self.0.os_pid.load(Ordering::Relaxed)).filter(|p| *p > 0),
+        })
+    }
+
+    /// `Port.info/2`: one item, `None` once the port is closed.
+    ///
+    /// ```
+    /// use beamport::{Item, ItemValue, Name, Port};
+    /// let port = Port::open(Name::spawn("cat"), []).unwrap();
+    /// assert_eq!(port.info_item(Item::Name), Some(ItemValue::Name("cat".into())));
+    /// port.close().unwrap();
+    /// assert_eq!(port.info_item(Item::Name), None);
+    /// ```
+    pub fn info_item(&self, item: Item) -> Option<ItemValue> {
+        let st = self.lock();
+        if st.phase == Phase::Dead {
+            return None;
+        }
+        Some(match item {
+            Item::Name => ItemValue::Name(self.0.name.to_string()),
+            Item::Links => ItemValue::Pids(st.links.clone()),
+            Item::Id => ItemValue::Int(self.0.id),
+            Item::Connected => ItemValue::Pid(st.owner),
+            Item::Input => ItemValue::Int(st.input),
+            Item::Output => ItemValue::Int(st.output),
+            Item::OsPid => ItemValue::OsPid(Some(self.0.os_pid.load(Ordering::Relaxed)).filter(|p| *p > 0)),
+            Item::QueueSize => ItemValue::Int(st.queued as u64),
+            Item::Memory => ItemValue::Int(self.memory(&st) as u64),
+            Item::Parallelism => ItemValue::Bool(self.0.settings.parallelism),
+            Item::MonitoredBy => ItemValue::Pids(st.monitors.iter().map(|(_, p)| *p).collect()),
+        })
+    }
+
+    fn memory(&self, st: &State) -> usize {
+        std::mem::size_of::<Inner>()
+            + self.0.name.len()
+            + st.links.capacity() * std::mem::size_of::<Pid>()
+            + st.monitors.capacity() * std::mem::size_of::<(Ref, Pid)>()
+            + st.queue.capacity() * std::mem::size_of::<Bytes>()
+            + st.rbuf.capacity()
+    }
+
+    /// Monitors the port from the calling process (`Port.monitor/1`): a
+    /// `{:DOWN, ref, :port, port, reason}` message follows when it ends.
+    pub fn monitor(&self) -> Ref {
+        process::monitor(self)
+    }
+
+    /// Sends a signal to the port's program (for example `libc::SIGTERM`).
+    ///
+    /// # Errors
+    ///
+    /// [`PortError::Closed`] once the port is closed.
+    pub fn signal(&self, signal: i32) -> Result<(), PortError> {
+        self.signal_inner(signal, false)
+    }
+
+    /// SIGKILL to the program's whole process group.
+    ///
+    /// # Errors
+    ///
+    /// [`PortError::Closed`] once the port is closed.
+    pub fn kill(&self) -> Result<(), PortError> {
+        self.signal_inner(libc::SIGKILL, true)
+    }
+
+    fn signal_inner(&self, signal: i32, group: bool) -> Result<(), PortError> {
+        if self.lock().phase == Phase::Dead {
+            return Err(PortError::Closed(self.label()));
+        }
+        let engine = engine::get().map_err(|e| PortError::Badarg(e.to_string()))?;
+        engine.signal(self.0.child_pid.load(Ordering::Relaxed), signal, group);
+        Ok(())
+    }
+
+    pub(crate) fn add_link(&self, pid: Pid) -> bool {
+        let mut st = self.lock();
+        if st.phase != Phase::Open {
+            return false;
+        }
+        if !st.links.contains(&pid) {
+            st.links.push(pid);
+        }
+        true
+    }
+
+    pub(crate) fn remove_link(&self, pid: Pid) {
+        self.lock().links.retain(|p| *p != pid);
+    }
+
+    pub(crate) fn add_monitor(&self, r: Ref, pid: Pid) -> bool {
+        let mut st = self.lock();
+        if st.phase != Phase::Open {
+            return false;
+        }
+        st.monitors.push((r, pid));
+        true
+    }
+
+    /// An exit signal reaches the port, from a linked process that ended (`link`) or from
+    /// `exit/2`. The owner's death closes the port with the owner's reason; a non-owner's
+    /// `:normal` is ignored; `exit(port, :kill)` stops it without flushing.
+    pub(crate) fn exit_signal(&self, from: Pid, reason: Reason, link: bool) {
+        let after = {
+            let mut st = self.lock();
+            if link {
+                st.links.retain(|p| *p != from);
+            }
+            if st.phase != Phase::Open {
+                return;
+            }
+            if link {
+                if from == st.owner || !reason.is_normal() {
+                    self.begin_close(&mut st, reason, true, None)
+                } else {
+                    After::default()
+                }
+            } else if matches!(reason, Reason::Kill) {
+                self.begin_close(&mut st, Reason::Killed, false, None)
+            } else {
+                self.begin_close(&mut st, reason, true, None)
+            }
+        };
+        after.run(self);
+    }
+}
+
+/// The host's environment merged with `{:env, ...}`: a `None` or empty value unsets.
+fn merged_env(changes: &[(OsString, Option<OsString>)]) -> Vec<Vec<u8>> {
+    let mut env: Vec<(OsString, OsString)> = std::env::vars_os().collect();
+    for (k, v) in changes {
+        env.retain(|(x, _)| x != k);
+        if let Some(v) = v.as_ref().filter(|v| !v.is_empty()) {
+            env.push((k.clone(), v.clone()));
+        }
+    }
+    env.into_iter()
+        .map(|(k, v)| {
+            let mut kv = k.into_vec();
+            kv.push(b'=');
+            kv.extend_from_slice(v.as_bytes());
+            kv
+        })
+        .collect()
+}
+
+use std::os::unix::ffi::OsStringExt;
+
+/// `System.find_executable/1`: the full path of `name` found on `PATH`, or `None`.
+///
+/// ```
+/// let echo = beamport::find_executable("echo").unwrap();
+/// assert!(echo.ends_with("echo"));
+/// assert_eq!(beamport::find_executable("no-such-program-here"), None);
+/// ```
+pub fn find_executable(name: &str) -> Option<PathBuf> {
+    if name.contains('/') {
+        let p = PathBuf::from(name);
+        return sys::fd::check_executable(&p).is_ok().then_some(p);
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file() && sys::fd::check_executable(p).is_ok())
+}
+
+#[allow(dead_code)]
+fn _assert_framing(f: Framing) -> Framing {
+    f
+}

@@ -1,0 +1,342 @@
+//! Port names and options (`PortSettings`), parsed and checked the way `open_port/2` does.
+
+use std::ffi::OsString;
+use std::fmt;
+use std::num::NonZeroUsize;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use crate::framing::{Framing, PacketSize};
+use crate::port::OpenError;
+
+/// What a port runs: the first argument of `Port.open/2`.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Name {
+    /// `{:spawn, command}`: run through `/bin/sh -c "exec command"`, as OTP does.
+    Spawn(String),
+    /// `{:spawn_executable, path}`: run `path` directly, with `Opt::Args`/`Opt::Arg0`.
+    Executable(PathBuf),
+}
+
+impl Name {
+    /// `{:spawn, command}`.
+    ///
+    /// ```
+    /// assert_eq!(format!("{:?}", beamport::Name::spawn("cat")), "{:spawn, \"cat\"}");
+    /// ```
+    pub fn spawn(command: impl Into<String>) -> Name {
+        Name::Spawn(command.into())
+    }
+    /// `{:spawn_executable, path}`.
+    ///
+    /// ```
+    /// let n = beamport::Name::executable("/bin/echo");
+    /// assert_eq!(format!("{n:?}"), "{:spawn_executable, \"/bin/echo\"}");
+    /// ```
+    pub fn executable(path: impl Into<PathBuf>) -> Name {
+        Name::Executable(path.into())
+    }
+}
+
+impl fmt::Debug for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Name::Spawn(c) => write!(f, "{{:spawn, {c:?}}}"),
+            Name::Executable(p) => write!(f, "{{:spawn_executable, {:?}}}", p.to_string_lossy()),
+        }
+    }
+}
+
+/// One port option: an element of `Port.open/2`'s settings list.
+///
+/// Options apply left to right and later ones override earlier ones, as in OTP. Options can
+/// also be parsed from Elixir syntax:
+///
+/// ```
+/// use beamport::Opt;
+/// let o: Opt = "{:packet, 4}".parse().unwrap();
+/// assert_eq!(o, Opt::Packet(4));
+/// assert_eq!("exit_status".parse::<Opt>().unwrap(), Opt::ExitStatus);
+/// assert!("{:packet, 3}".parse::<Opt>().is_err());
+/// assert!(":bogus".parse::<Opt>().is_err());
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Opt {
+    /// `:binary`: data comes as binaries (iex prints strings) instead of lists.
+    Binary,
+    /// `:stream` (the default): no framing.
+    Stream,
+    /// `{:packet, n}`, n ∈ {1, 2, 4}: a big-endian length header both ways.
+    Packet(u8),
+    /// `{:line, l}`: input split into lines of at most `l` bytes.
+    Line(usize),
+    /// `{:cd, dir}`.
+    Cd(PathBuf),
+    /// `{:env, [{k, v}]}`: `None` (Elixir's `false`) or an empty value unsets `k`.
+    Env(Vec<(OsString, Option<OsString>)>),
+    /// `{:args, [..]}` (`spawn_executable` only).
+    Args(Vec<OsString>),
+    /// `{:arg0, a}` (`spawn_executable` only).
+    Arg0(OsString),
+    /// `:exit_status`: send `{:exit_status, n}` when the program ends.
+    ExitStatus,
+    /// `:use_stdio` (the default): the program talks on fds 0 and 1.
+    UseStdio,
+    /// `:nouse_stdio`: the program reads fd 3 and writes fd 4.
+    NoUseStdio,
+    /// `:stderr_to_stdout`.
+    StderrToStdout,
+    /// `:in`: input only.
+    In,
+    /// `:out`: output only.
+    Out,
+    /// `:eof`: keep the port open at EOF and send `:eof`.
+    Eof,
+    /// `:hide` (Windows only; accepted).
+    Hide,
+    /// `{:parallelism, b}` (a scheduler hint on the BEAM; accepted and reported).
+    Parallelism(bool),
+    /// `{:busy_limits_port, {low, high}}`, or `None` for `:disabled` (never busy).
+    BusyLimitsPort(Option<(usize, usize)>),
+    /// `{:busy_limits_msgq, {low, high}}`, or `None` for `:disabled` (accepted).
+    BusyLimitsMsgq(Option<(usize, usize)>),
+    /// beamport: stop reading the program's output while more than this many bytes of this
+    /// port's data wait, untaken, in the owner's mailbox. `None`: unbounded, as OTP.
+    ReadWindow(Option<usize>),
+    /// beamport: the kill ladder's grace periods after the port is gone: SIGTERM to the
+    /// program's group after the first, SIGKILL after the second.
+    Grace(Duration, Duration),
+}
+
+/// The default read window: 1 MiB of untaken data per port.
+pub const DEFAULT_READ_WINDOW: usize = 1 << 20;
+/// The default kill ladder: SIGTERM 5 s after the port is gone, SIGKILL 2 s later.
+pub const DEFAULT_GRACE: (Duration, Duration) = (Duration::from_secs(5), Duration::from_secs(2));
+
+/// Options after parsing and checking.
+#[derive(Clone, Debug)]
+pub(crate) struct Settings {
+    pub binary: bool,
+    pub framing: Framing,
+    pub cd: Option<PathBuf>,
+    pub env: Vec<(OsString, Option<OsString>)>,
+    pub args: Option<Vec<OsString>>,
+    pub arg0: Option<OsString>,
+    pub exit_status: bool,
+    pub nouse_stdio: bool,
+    pub stderr_to_stdout: bool,
+    pub reads: bool,
+    pub writes: bool,
+    pub eof: bool,
+    pub parallelism: bool,
+    pub busy: Option<(usize, usize)>,
+    pub read_window: Option<usize>,
+    pub grace: (Duration, Duration),
+}
+
+fn bad(what: impl Into<String>) -> OpenError {
+    OpenError::Badarg { what: what.into() }
+}
+
+fn limits(l: Option<(usize, usize)>, name: &str) -> Result<Option<(usize, usize)>, OpenError> {
+    match l {
+        None => Ok(None),
+        Some((0, _)) | Some((_, 0)) => Err(bad(format!("{{:{name}, {l:?}}}: limits must be ≥ 1"))),
+        // OTP accepts low > high and makes low = high.
+        Some((low, high)) => Ok(Some((low.min(high), high))),
+    }
+}
+
+impl Settings {
+    pub(crate) fn parse(name: &Name, opts: &[Opt]) -> Result<Settings, OpenError> {
+        let mut s = Settings {
+            binary: false,
+            framing: Framing::Stream,
+            cd: None,
+            env: Vec::new(),
+            args: None,
+            arg0: None,
+            exit_status: false,
+            nouse_stdio: false,
+            stderr_to_stdout: false,
+            reads: false,
+            writes: false,
+            eof: false,
+            parallelism: false,
+            busy: Some((4096, 8192)),
+            read_window: Some(DEFAULT_READ_WINDOW),
+            grace: DEFAULT_GRACE,
+        };
+        let mut line = None;
+        for o in opts {
+            match o {
+                Opt::Binary => s.binary = true,
+                Opt::Stream => s.framing = Framing::Stream,
+                Opt::Packet(n) => {
+                    let p = PacketSize::try_from(*n).map_err(|_| bad(format!("{{:packet, {n}}}: must be 1, 2 or 4")))?;
+                    s.framing = Framing::Packet(p);
+                }
+                Opt::Line(l) => {
+                    let l = NonZeroUsize::new(*l).ok_or_else(|| bad("{:line, 0}: the length must be ≥ 1"))?;
+                    line = Some(l);
+                }
+                Opt::Cd(d) => s.cd = Some(d.clone()),
+                Opt::Env(e) => {
+                    for (k, _) in e {
+                        if k.to_string_lossy().contains('=') {
+                            return Err(bad(format!("{{:env, ..}}: variable name {k:?} contains '='")));
+                        }
+                    }
+                    s.env = e.clone();
+                }
+                Opt::Args(a) => s.args = Some(a.clone()),
+                Opt::Arg0(a) => s.arg0 = Some(a.clone()),
+                Opt::ExitStatus => s.exit_status = true,
+                Opt::UseStdio => s.nouse_stdio = false,
+                Opt::NoUseStdio => s.nouse_stdio = true,
+                Opt::StderrToStdout => s.stderr_to_stdout = true,
+                Opt::In => s.reads = true,
+                Opt::Out => s.writes = true,
+                Opt::Eof => s.eof = true,
+                Opt::Hide => {}
+                Opt::Parallelism(b) => s.parallelism = *b,
+                Opt::BusyLimitsPort(l) => s.busy = limits(*l, "busy_limits_port")?,
+                Opt::BusyLimitsMsgq(l) => {
+                    limits(*l, "busy_limits_msgq")?;
+                }
+                Opt::ReadWindow(w) => {
+                    if *w == Some(0) {
+                        return Err(bad("{:read_window, 0}: must be ≥ 1 or :infinity"));
+                    }
+                    s.read_window = *w;
+                }
+                Opt::Grace(a, b) => s.grace = (*a, *b),
+            }
+        }
+        if !s.reads && !s.writes {
+            s.reads = true;
+            s.writes = true;
+        }
+        if let Some(l) = line {
+            if matches!(s.framing, Framing::Packet(_)) {
+                return Err(bad("{:line, _} cannot be combined with {:packet, _}"));
+            }
+            s.framing = Framing::Line(l);
+        }
+        if s.stderr_to_stdout && s.nouse_stdio {
+            return Err(bad(":stderr_to_stdout cannot be combined with :nouse_stdio"));
+        }
+        if !matches!(name, Name::Executable(_)) && (s.args.is_some() || s.arg0.is_some()) {
+            return Err(bad("{:args, _} and {:arg0, _} need {:spawn_executable, path}"));
+        }
+        Ok(s)
+    }
+}
+
+impl FromStr for Opt {
+    type Err = OpenError;
+
+    /// Parses one option in Elixir or Erlang syntax: `:binary`, `binary`, `{:packet, 4}`,
+    /// `{:line, 80}`, `{:cd, "/tmp"}`, `{:arg0, "x"}`, `{:parallelism, true}`,
+    /// `{:busy_limits_port, {4096, 8192}}` or `{:busy_limits_port, :disabled}`,
+    /// `{:read_window, 65536}` or `{:read_window, :infinity}`. `args` and `env` take lists and
+    /// are built in Rust instead.
+    fn from_str(s: &str) -> Result<Opt, OpenError> {
+        let t = s.trim();
+        let atom = |x: &str| x.trim().trim_start_matches(':').to_string();
+        if let Some(inner) = t.strip_prefix('{').and_then(|x| x.strip_suffix('}')) {
+            let (k, v) = inner.split_once(',').ok_or_else(|| bad(format!("unknown option {t}")))?;
+            let (k, v) = (atom(k), v.trim());
+            let int = || v.parse::<usize>().map_err(|_| bad(format!("{t}: {v} is not an integer")));
+            let string = || {
+                v.strip_prefix('"')
+                    .and_then(|x| x.strip_suffix('"'))
+                    .map(str::to_string)
+                    .ok_or_else(|| bad(format!("{t}: {v} is not a string")))
+            };
+            let pair = |v: &str| -> Result<Option<(usize, usize)>, OpenError> {
+                if atom(v) == "disabled" {
+                    return Ok(None);
+                }
+                let p = v.strip_prefix('{').and_then(|x| x.strip_suffix('}')).ok_or_else(|| bad(format!("{t}: bad limits")))?;
+                let (a, b) = p.split_once(',').ok_or_else(|| bad(format!("{t}: bad limits")))?;
+                match (a.trim().parse(), b.trim().parse()) {
+                    (Ok(a), Ok(b)) => Ok(Some((a, b))),
+                    _ => Err(bad(format!("{t}: bad limits"))),
+                }
+            };
+            let opt = match k.as_str() {
+                "packet" => {
+                    let n = int()?;
+                    if ![1, 2, 4].contains(&n) {
+                        return Err(bad(format!("{t}: the packet size must be 1, 2 or 4")));
+                    }
+                    Opt::Packet(n as u8)
+                }
+                "line" => match int()? {
+                    0 => return Err(bad(format!("{t}: the line length must be ≥ 1"))),
+                    l => Opt::Line(l),
+                },
+                "cd" => Opt::Cd(string()?.into()),
+                "arg0" => Opt::Arg0(string()?.into()),
+                "parallelism" => match atom(v).as_str() {
+                    "true" => Opt::Parallelism(true),
+                    "false" => Opt::Parallelism(false),
+                    _ => return Err(bad(format!("{t}: expected true or false"))),
+                },
+                "busy_limits_port" => Opt::BusyLimitsPort(pair(v)?),
+                "busy_limits_msgq" => Opt::BusyLimitsMsgq(pair(v)?),
+                "read_window" if atom(v) == "infinity" => Opt::ReadWindow(None),
+                "read_window" => Opt::ReadWindow(Some(int()?)),
+                _ => return Err(bad(format!("unknown option {t}"))),
+            };
+            return Ok(opt);
+        }
+        Ok(match atom(t).as_str() {
+            "binary" => Opt::Binary,
+            "stream" => Opt::Stream,
+            "exit_status" => Opt::ExitStatus,
+            "use_stdio" => Opt::UseStdio,
+            "nouse_stdio" => Opt::NoUseStdio,
+            "stderr_to_stdout" => Opt::StderrToStdout,
+            "in" => Opt::In,
+            "out" => Opt::Out,
+            "eof" => Opt::Eof,
+            "hide" => Opt::Hide,
+            "line" => Opt::Line(512),
+            _ => return Err(bad(format!("unknown option {t}"))),
+        })
+    }
+}
+
+impl Opt {
+    /// `{:args, [..]}` from anything that converts into strings.
+    ///
+    /// ```
+    /// let o = beamport::Opt::args(["hello world"]);
+    /// assert_eq!(o, beamport::Opt::Args(vec!["hello world".into()]));
+    /// ```
+    pub fn args<I, S>(args: I) -> Opt
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<OsString>,
+    {
+        Opt::Args(args.into_iter().map(Into::into).collect())
+    }
+
+    /// `{:env, [..]}` from `(name, value)` pairs; a `None` value unsets the variable.
+    ///
+    /// ```
+    /// let o = beamport::Opt::env([("A", Some("1")), ("B", None)]);
+    /// assert!(matches!(o, beamport::Opt::Env(v) if v.len() == 2));
+    /// ```
+    pub fn env<I, K, V>(vars: I) -> Opt
+    where
+        I: IntoIterator<Item = (K, Option<V>)>,
+        K: Into<OsString>,
+        V: Into<OsString>,
+    {
+        Opt::Env(vars.into_iter().map(|(k, v)| (k.into(), v.map(Into::into))).collect())
+    }
+}

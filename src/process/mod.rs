@@ -1,0 +1,545 @@
+//! Processes: the BEAM side that ports take for granted.
+//!
+//! A process is a mailbox with a [`Pid`], links, monitors and an exit state. The calling
+//! thread becomes one with [`current`]; [`spawn`] starts one on its own thread. Messages are
+//! [`Message`]s: what ports send, exit signals delivered to processes that trap exits, `Down`
+//! messages, and any `Send + 'static` value sent with [`send`].
+//!
+//! # How a killed process learns it is dead
+//!
+//! Rust cannot stop a thread from outside. When an exit signal kills a process (a non-normal
+//! reason while it does not trap exits, or `:kill`), the process is dead at once for everyone
+//! else: its links and monitors fire, the ports it owns close, and messages sent to it are
+//! dropped. Its thread learns it at its next mailbox call, which returns
+//! [`Exited`]`(reason)` from then on — as does a call that was blocked waiting.
+//!
+//! ```
+//! use beamport::{process, Message, Reason};
+//! let me = process::current();
+//! me.trap_exit(true);
+//! let child = process::spawn_link(|_me| panic!("boom"));
+//! match me.receive().unwrap() {
+//!     Message::Exit(from, Reason::Panic(msg)) => {
+//!         assert_eq!(from, child.into());
+//!         assert!(msg.contains("boom"));
+//!     }
+//!     other => panic!("unexpected {other:?}"),
+//! }
+//! ```
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, LazyLock, Mutex, MutexGuard, RwLock};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use crate::message::{Id, Message, Reason, Ref, UserMsg};
+
+/// A process identifier, printed as iex does: `#PID<0.80.0>`.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Pid(u64);
+
+impl fmt::Debug for Pid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#PID<0.{}.0>", self.0)
+    }
+}
+
+impl Pid {
+    /// Whether the process is alive.
+    ///
+    /// ```
+    /// let me = beamport::process::current();
+    /// assert!(me.pid().is_alive());
+    /// ```
+    pub fn is_alive(&self) -> bool {
+        lookup(*self).is_some()
+    }
+}
+
+/// The error every mailbox call returns once the process is dead.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("process exited with reason {0:?}")]
+pub struct Exited(pub Reason);
+
+pub(crate) struct Inner {
+    pid: Pid,
+    state: Mutex<State>,
+    cv: Condvar,
+}
+
+#[derive(Default)]
+struct State {
+    queue: VecDeque<Message>,
+    exit: Option<Reason>,
+    trap_exit: bool,
+    links: Vec<Id>,
+    monitored_by: Vec<(Ref, Pid)>,
+    wakers: Vec<Waker>,
+}
+
+static NEXT_PID: AtomicU64 = AtomicU64::new(80);
+static NEXT_REF: AtomicU64 = AtomicU64::new(1);
+static TABLE: LazyLock<RwLock<HashMap<Pid, Arc<Inner>>>> = LazyLock::new(Default::default);
+
+thread_local! {
+    static CURRENT: CurrentGuard = CurrentGuard::new();
+}
+
+struct CurrentGuard(Process);
+
+impl CurrentGuard {
+    fn new() -> Self {
+        CurrentGuard(Process::new())
+    }
+}
+
+impl Drop for CurrentGuard {
+    fn drop(&mut self) {
+        terminate(&self.0.inner, Reason::Normal);
+    }
+}
+
+fn lookup(pid: Pid) -> Option<Arc<Inner>> {
+    TABLE.read().expect("process table").get(&pid).cloned()
+}
+
+pub(crate) fn new_ref() -> Ref {
+    Ref(NEXT_REF.fetch_add(1, Ordering::Relaxed))
+}
+
+/// The calling thread's process, registered on first use (Erlang's `self()`). It ends, with
+/// reason `:normal`, when the thread ends.
+///
+/// ```
+/// let me = beamport::process::current();
+/// assert_eq!(me.pid(), beamport::process::current().pid());
+/// ```
+pub fn current() -> Process {
+    CURRENT.with(|c| c.0.clone())
+}
+
+/// A handle on a process's own mailbox and flags. Only the process's own thread should
+/// receive from it, as on the BEAM.
+#[derive(Clone)]
+pub struct Process {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for Process {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.inner.pid.fmt(f)
+    }
+}
+
+impl Process {
+    fn new() -> Self {
+        let pid = Pid(NEXT_PID.fetch_add(1, Ordering::Relaxed));
+        let inner = Arc::new(Inner { pid, state: Mutex::new(State::default()), cv: Condvar::new() });
+        TABLE.write().expect("process table").insert(pid, inner.clone());
+        Process { inner }
+    }
+
+    /// This process's pid.
+    pub fn pid(&self) -> Pid {
+        self.inner.pid
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.inner.state.lock().expect("mailbox")
+    }
+
+    /// Sets `trap_exit` and returns the old value. A trapping process receives exit signals
+    /// (other than `:kill`) as [`Message::Exit`] instead of dying.
+    pub fn trap_exit(&self, on: bool) -> bool {
+        std::mem::replace(&mut self.lock().trap_exit, on)
+    }
+
+    /// Whether this process is alive.
+    pub fn is_alive(&self) -> bool {
+        self.lock().exit.is_none()
+    }
+
+    /// The reason this process ended with, if it has.
+    pub fn exit_reason(&self) -> Option<Reason> {
+        self.lock().exit.clone()
+    }
+
+    /// Number of messages waiting.
+    pub fn message_queue_len(&self) -> usize {
+        self.lock().queue.len()
+    }
+
+    /// Waits for the next message.
+    pub fn receive(&self) -> Result<Message, Exited> {
+        self.receive_match(|_| true, None).map(|m| m.expect("no timeout"))
+    }
+
+    /// Waits at most `timeout` for the next message (`receive ... after`).
+    pub fn receive_timeout(&self, timeout: Duration) -> Result<Option<Message>, Exited> {
+        self.receive_match(|_| true, Some(timeout))
+    }
+
+    /// Selective receive: takes the first message for which `pred` is true, leaving the
+    /// others in order; waits at most `timeout` (forever with `None`).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use beamport::{process, Message};
+    /// let me = process::current();
+    /// process::send(me.pid(), 1u32);
+    /// process::send(me.pid(), "two");
+    /// let two = me.receive_match(|m| matches!(m, Message::User(u) if u.downcast_ref::<&str>().is_some()),
+    ///                            Some(Duration::from_secs(1))).unwrap().unwrap();
+    /// assert_eq!(format!("{two:?}"), "\"two\"");
+    /// assert_eq!(me.flush().unwrap().len(), 1);
+    /// ```
+    pub fn receive_match(
+        &self,
+        mut pred: impl FnMut(&Message) -> bool,
+        timeout: Option<Duration>,
+    ) -> Result<Option<Message>, Exited> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let mut st = self.lock();
+        loop {
+            if let Some(r) = &st.exit {
+                return Err(Exited(r.clone()));
+            }
+            if let Some(i) = st.queue.iter().position(&mut pred) {
+                let m = st.queue.remove(i).expect("index in range");
+                drop(st);
+                m.taken();
+                return Ok(Some(m));
+            }
+            st = match deadline {
+                None => self.inner.cv.wait(st).expect("mailbox"),
+                Some(d) => {
+                    let now = Instant::now();
+                    if now >= d {
+                        return Ok(None);
+                    }
+                    self.inner.cv.wait_timeout(st, d - now).expect("mailbox").0
+                }
+            };
+        }
+    }
+
+    /// Takes every message waiting, without blocking (iex's `flush()`).
+    pub fn flush(&self) -> Result<Vec<Message>, Exited> {
+        let mut st = self.lock();
+        if let Some(r) = &st.exit {
+            return Err(Exited(r.clone()));
+        }
+        let all: Vec<Message> = st.queue.drain(..).collect();
+        drop(st);
+        all.iter().for_each(Message::taken);
+        Ok(all)
+    }
+
+    /// Waits for the next message without blocking a thread.
+    pub fn receive_async(&self) -> impl Future<Output = Result<Message, Exited>> + '_ {
+        ReceiveFuture { process: self }
+    }
+
+    /// Ends this process with `reason` (Erlang's `exit/1`): links and monitors fire, owned
+    /// ports close, and every later mailbox call returns [`Exited`].
+    pub fn exit(&self, reason: Reason) {
+        terminate(&self.inner, reason);
+    }
+}
+
+struct ReceiveFuture<'a> {
+    process: &'a Process,
+}
+
+impl Future for ReceiveFuture<'_> {
+    type Output = Result<Message, Exited>;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut st = self.process.lock();
+        if let Some(r) = &st.exit {
+            return Poll::Ready(Err(Exited(r.clone())));
+        }
+        if let Some(m) = st.queue.pop_front() {
+            drop(st);
+            m.taken();
+            return Poll::Ready(Ok(m));
+        }
+        st.wakers.push(cx.waker().clone());
+        Poll::Pending
+    }
+}
+
+/// Puts `msg` in `pid`'s mailbox; false if the process is dead (the message is dropped, as
+/// on the BEAM).
+pub(crate) fn deliver(pid: Pid, msg: Message) -> bool {
+    let Some(p) = lookup(pid) else {
+        msg.taken();
+        return false;
+    };
+    let mut st = p.state.lock().expect("mailbox");
+    if st.exit.is_some() {
+        drop(st);
+        msg.taken();
+        return false;
+    }
+    st.queue.push_back(msg);
+    let wakers = std::mem::take(&mut st.wakers);
+    drop(st);
+    p.cv.notify_all();
+    wakers.into_iter().for_each(Waker::wake);
+    true
+}
+
+/// Sends any `Send + 'static` value to a process (Erlang's `send/2`). Sending to a dead
+/// process does nothing.
+///
+/// ```
+/// use beamport::process;
+/// let me = process::current();
+/// process::send(me.pid(), 42u64);
+/// let m = me.receive().unwrap();
+/// let beamport::Message::User(u) = m else { panic!() };
+/// assert_eq!(u.downcast::<u64>().unwrap(), 42);
+/// ```
+pub fn send<T: std::any::Any + Send>(pid: Pid, value: T) {
+    deliver(pid, Message::User(UserMsg { value: Box::new(value), type_name: std::any::type_name::<T>() }));
+}
+
+/// Starts a process on its own thread. It ends with `:normal` when `f` returns, or with
+/// [`Reason::Panic`] if `f` panics.
+///
+/// ```
+/// use beamport::process;
+/// let parent = process::current().pid();
+/// process::spawn(move |me| process::send(parent, me.pid()));
+/// let m = process::current().receive().unwrap();
+/// assert!(matches!(m, beamport::Message::User(_)));
+/// ```
+pub fn spawn<F>(f: F) -> Pid
+where
+    F: FnOnce(Process) + Send + 'static,
+{
+    spawn_inner(f, false)
+}
+
+/// Like [`spawn`], and links the new process to the caller first.
+pub fn spawn_link<F>(f: F) -> Pid
+where
+    F: FnOnce(Process) + Send + 'static,
+{
+    spawn_inner(f, true)
+}
+
+fn spawn_inner<F>(f: F, link_caller: bool) -> Pid
+where
+    F: FnOnce(Process) + Send + 'static,
+{
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    let parent = link_caller.then(|| current().pid());
+    std::thread::Builder::new()
+        .name("beamport-process".into())
+        .spawn(move || {
+            let me = current();
+            if let Some(parent) = parent {
+                add_link(me.pid(), Id::Pid(parent));
+                add_link(parent, Id::Pid(me.pid()));
+                if !parent.is_alive() {
+                    exit_signal(Id::Pid(parent), me.pid(), Reason::Noproc, true);
+                }
+            }
+            let _ = tx.send(me.pid());
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(me.clone())));
+            let reason = match result {
+                Ok(()) => Reason::Normal,
+                Err(p) => Reason::Panic(
+                    p.downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| p.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "panic".into())
+                        .into(),
+                ),
+            };
+            terminate(&me.inner, reason);
+        })
+        .expect("spawning a process thread");
+    rx.recv().expect("new process reports its pid")
+}
+
+pub(crate) fn add_link(pid: Pid, to: Id) -> bool {
+    let Some(p) = lookup(pid) else { return false };
+    let mut st = p.state.lock().expect("mailbox");
+    if st.exit.is_some() {
+        return false;
+    }
+    if !st.links.contains(&to) {
+        st.links.push(to);
+    }
+    true
+}
+
+pub(crate) fn remove_link(pid: Pid, to: &Id) {
+    if let Some(p) = lookup(pid) {
+        p.state.lock().expect("mailbox").links.retain(|l| l != to);
+    }
+}
+
+pub(crate) fn add_monitor(pid: Pid, r: Ref, watcher: Pid) -> bool {
+    let Some(p) = lookup(pid) else { return false };
+    let mut st = p.state.lock().expect("mailbox");
+    if st.exit.is_some() {
+        return false;
+    }
+    st.monitored_by.push((r, watcher));
+    true
+}
+
+/// Links the calling process to a process or a port (Erlang's `link/1`). Linking to
+/// something dead sends the caller an exit signal `:noproc`.
+pub fn link(to: impl Into<Id>) {
+    let me = current().pid();
+    let to = to.into();
+    let ok = match &to {
+        Id::Pid(p) => *p != me && add_link(*p, Id::Pid(me)),
+        Id::Port(port) => port.add_link(me),
+    };
+    if ok {
+        add_link(me, to);
+    } else if to != Id::Pid(me) {
+        exit_signal(to, me, Reason::Noproc, true);
+    }
+}
+
+/// Removes a link between the caller and `to` (Erlang's `unlink/1`).
+pub fn unlink(to: impl Into<Id>) {
+    let me = current().pid();
+    let to = to.into();
+    remove_link(me, &to);
+    match &to {
+        Id::Pid(p) => remove_link(*p, &Id::Pid(me)),
+        Id::Port(port) => port.remove_link(me),
+    }
+}
+
+/// Monitors a process or a port: when it ends, the caller gets
+/// `{:DOWN, ref, type, item, reason}`; at once with `:noproc` if it is already gone.
+///
+/// ```
+/// use beamport::{process, Message, Reason};
+/// let me = process::current();
+/// let pid = process::spawn(|_| {});
+/// let r = process::monitor(pid);
+/// match me.receive().unwrap() {
+///     Message::Down(r2, _, reason) => { assert_eq!(r2, r); assert!(reason == Reason::Normal || reason == Reason::Noproc); }
+///     other => panic!("{other:?}"),
+/// }
+/// ```
+pub fn monitor(item: impl Into<Id>) -> Ref {
+    let me = current().pid();
+    let r = new_ref();
+    let item = item.into();
+    let ok = match &item {
+        Id::Pid(p) => add_monitor(*p, r, me),
+        Id::Port(port) => port.add_monitor(r, me),
+    };
+    if !ok {
+        deliver(me, Message::Down(r, item, Reason::Noproc));
+    }
+    r
+}
+
+/// Removes a monitor; a `Down` already delivered stays in the mailbox (as `demonitor/1`).
+pub fn demonitor(r: Ref) {
+    for p in TABLE.read().expect("process table").values() {
+        p.state.lock().expect("mailbox").monitored_by.retain(|(x, _)| *x != r);
+    }
+    crate::port::demonitor_all(r);
+}
+
+/// Sends an exit signal to a process or a port (Erlang's `exit/2`).
+///
+/// To a process: `:kill` ends it untrappably (links see `:killed`); `:normal` is ignored
+/// unless it traps exits; anything else ends it unless it traps exits, in which case it
+/// receives `{:EXIT, caller, reason}`. To a port: see [`crate::Port`]'s exit rules
+/// (`:normal` closes it from any process, `:kill` stops it without flushing).
+pub fn exit(to: impl Into<Id>, reason: Reason) {
+    let from = Id::Pid(current().pid());
+    match to.into() {
+        Id::Pid(p) => exit_signal(from, p, reason, false),
+        Id::Port(port) => port.exit_signal(current().pid(), reason, false),
+    }
+}
+
+/// Delivers an exit signal from `from` to process `to` following Erlang's rules. `link`
+/// marks a signal caused by a link, which also dissolves that link.
+pub(crate) fn exit_signal(from: Id, to: Pid, reason: Reason, link: bool) {
+    let Some(p) = lookup(to) else { return };
+    let mut st = p.state.lock().expect("mailbox");
+    if st.exit.is_some() {
+        return;
+    }
+    if link {
+        st.links.retain(|l| *l != from);
+    }
+    let dies = if matches!(reason, Reason::Kill) && !link {
+        Some(Reason::Killed)
+    } else if st.trap_exit {
+        st.queue.push_back(Message::Exit(from, reason));
+        let wakers = std::mem::take(&mut st.wakers);
+        drop(st);
+        p.cv.notify_all();
+        wakers.into_iter().for_each(Waker::wake);
+        return;
+    } else if reason.is_normal() {
+        if from == Id::Pid(to) {
+            Some(Reason::Normal)
+        } else {
+            None
+        }
+    } else {
+        Some(reason)
+    };
+    drop(st);
+    if let Some(r) = dies {
+        terminate(&p, r);
+    }
+}
+
+/// Ends a process: one place for the state change, then links, monitors and owned ports.
+fn terminate(p: &Arc<Inner>, reason: Reason) {
+    let mut st = p.state.lock().expect("mailbox");
+    if st.exit.is_some() {
+        return;
+    }
+    st.exit = Some(reason.clone());
+    let queue = std::mem::take(&mut st.queue);
+    let links = std::mem::take(&mut st.links);
+    let monitors = std::mem::take(&mut st.monitored_by);
+    let wakers = std::mem::take(&mut st.wakers);
+    drop(st);
+    p.cv.notify_all();
+    wakers.into_iter().for_each(Waker::wake);
+    queue.iter().for_each(Message::taken);
+    TABLE.write().expect("process table").remove(&p.pid);
+    let me = p.pid;
+    let propagated = reason.propagated();
+    for l in links {
+        match l {
+            Id::Pid(other) => exit_signal(Id::Pid(me), other, propagated.clone(), true),
+            Id::Port(port) => port.exit_signal(me, propagated.clone(), true),
+        }
+    }
+    for (r, watcher) in monitors {
+        deliver(watcher, Message::Down(r, Id::Pid(me), propagated.clone()));
+    }
+    crate::port::owner_gone(me, &propagated);
+}
+
+/// Pids of all live processes.
+pub fn list() -> Vec<Pid> {
+    let mut v: Vec<Pid> = TABLE.read().expect("process table").keys().copied().collect();
+    v.sort();
+    v
+}

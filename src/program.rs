@@ -1,0 +1,362 @@
+//! The other side of a port: for port programs written in Rust.
+//!
+//! A port program reads what its port sends and writes what the port's owner
+//! receives, framed the same way on both sides. [`Channel`] does the framing
+//! over stdin/stdout (OTP's default `use_stdio`) or over fds 3 and 4
+//! (`nouse_stdio`), with plain blocking I/O.
+//!
+//! # Examples
+//!
+//! An echo program for a port opened with `{packet, 2}`:
+//!
+//! ```no_run
+//! use beamport::framing::{Framing, PacketSize};
+//! use beamport::program::Channel;
+//!
+//! let mut channel = Channel::stdio(Framing::Packet(PacketSize::Two))?;
+//! while let Some(command) = channel.read()? {
+//!     channel.write(&command)?;
+//! }
+//! # Ok::<(), std::io::Error>(())
+//! ```
+
+use std::fmt;
+use std::io::{self, Read, Write};
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use crate::framing::{header, Decoder, Frame, FrameError, Framing};
+use crate::sys::stdio;
+
+/// The most one read asks for: OTP's read size.
+const READ_SIZE: usize = 64 * 1024;
+
+/// A port program's connection to its port.
+///
+/// # Examples
+///
+/// ```no_run
+/// use std::num::NonZeroUsize;
+/// use beamport::framing::Framing;
+/// use beamport::program::Channel;
+///
+/// // A port opened with [{line, 1024}, nouse_stdio].
+/// let mut channel = Channel::nouse_stdio(Framing::Line(NonZeroUsize::new(1024).unwrap()))?;
+/// channel.write(b"ready")?; // sent as "ready\n"
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub struct Channel {
+    reader: Box<dyn Read + Send>,
+    writer: Box<dyn Write + Send>,
+    decoder: Decoder,
+    /// Bytes read but not decoded yet.
+    buf: BytesMut,
+    /// What each read lands in before it is appended to `buf`.
+    scratch: Box<[u8]>,
+    /// A frame being written.
+    out: BytesMut,
+    eof: bool,
+}
+
+impl Channel {
+    /// Talks on fds 0 and 1: OTP's default, `use_stdio`.
+    ///
+    /// Don't read stdin or write stdout elsewhere in the program as well: the
+    /// frames would be torn.
+    ///
+    /// # Errors
+    ///
+    /// None today; the `Result` matches [`nouse_stdio`](Self::nouse_stdio).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use beamport::framing::Framing;
+    /// use beamport::program::Channel;
+    ///
+    /// let channel = Channel::stdio(Framing::Stream)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn stdio(framing: Framing) -> io::Result<Self> {
+        Ok(Self::new(io::stdin(), io::stdout(), framing))
+    }
+
+    /// Talks on fds 3 and 4, for a port opened with `nouse_stdio`: reads
+    /// commands from fd 3 and writes to fd 4. The channel owns both fds and
+    /// closes them when dropped.
+    ///
+    /// # Errors
+    ///
+    /// If fd 3 is not open for reading or fd 4 not for writing (the program
+    /// was not started by a `nouse_stdio` port), or if another `Channel` has
+    /// taken them already.
+    ///
+    /// # Caveats
+    ///
+    /// Call it before the program opens any file: a program started without
+    /// fds 3 and 4 may get those numbers for its own files.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use beamport::framing::{Framing, PacketSize};
+    /// use beamport::program::Channel;
+    ///
+    /// let mut channel = Channel::nouse_stdio(Framing::Packet(PacketSize::Four))?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn nouse_stdio(framing: Framing) -> io::Result<Self> {
+        let (reader, writer) = stdio::nouse_stdio()?;
+        Ok(Self::new(reader, writer, framing))
+    }
+
+    fn new(
+        reader: impl Read + Send + 'static,
+        writer: impl Write + Send + 'static,
+        framing: Framing,
+    ) -> Self {
+        Self {
+            reader: Box::new(reader),
+            writer: Box::new(writer),
+            decoder: Decoder::new(framing),
+            buf: BytesMut::new(),
+            scratch: vec![0; READ_SIZE].into_boxed_slice(),
+            out: BytesMut::new(),
+            eof: false,
+        }
+    }
+
+    /// The next frame the port sent; `Ok(None)` once the port closed its end.
+    ///
+    /// `{packet, N}`: one packet, header stripped. `{line, L}`: one line
+    /// without its line end, or an L-byte piece of a longer line (see
+    /// [`read_frame`](Self::read_frame) to tell them apart). `stream`: what
+    /// one read returned.
+    ///
+    /// # Errors
+    ///
+    /// Errors of the underlying read.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use beamport::framing::Framing;
+    /// use beamport::program::Channel;
+    ///
+    /// let mut channel = Channel::stdio(Framing::Stream)?;
+    /// let mut total = 0;
+    /// while let Some(chunk) = channel.read()? {
+    ///     total += chunk.len();
+    /// }
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn read(&mut self) -> io::Result<Option<Bytes>> {
+        Ok(self.read_frame()?.map(Frame::into_bytes))
+    }
+
+    /// Like [`read`](Self::read), as a [`Frame`]: in `{line, L}` mode it
+    /// tells a whole line (`eol: true`) from a piece of a longer or
+    /// unterminated one.
+    ///
+    /// # Errors
+    ///
+    /// Errors of the underlying read.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use std::num::NonZeroUsize;
+    /// use beamport::framing::{Frame, Framing};
+    /// use beamport::program::Channel;
+    ///
+    /// let mut channel = Channel::stdio(Framing::Line(NonZeroUsize::new(80).unwrap()))?;
+    /// while let Some(Frame::Line { eol, data }) = channel.read_frame()? {
+    ///     eprintln!("{} bytes, {}", data.len(), if eol { "whole line" } else { "piece" });
+    /// }
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn read_frame(&mut self) -> io::Result<Option<Frame>> {
+        loop {
+            if self.eof {
+                return self.decoder.decode_eof(&mut self.buf).map_err(invalid_data);
+            }
+            if let Some(frame) = self.decoder.decode(&mut self.buf).map_err(invalid_data)? {
+                return Ok(Some(frame));
+            }
+            self.fill()?;
+        }
+    }
+
+    /// Writes one frame and flushes it: with its header in `{packet, N}`
+    /// mode, followed by `\n` in `{line, L}` mode, as is in `stream` mode.
+    ///
+    /// # Errors
+    ///
+    /// [`io::ErrorKind::InvalidInput`] wrapping a [`FrameError`] if `data` is
+    /// too long for the packet header (nothing is written then), and errors
+    /// of the underlying write.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use beamport::framing::{Framing, PacketSize};
+    /// use beamport::program::Channel;
+    ///
+    /// let mut channel = Channel::stdio(Framing::Packet(PacketSize::One))?;
+    /// channel.write(b"hello")?; // "\x05hello"
+    /// let err = channel.write(&[0; 256]).unwrap_err();
+    /// assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn write(&mut self, data: &[u8]) -> io::Result<()> {
+        let line = matches!(self.decoder.framing(), Framing::Line(_));
+        self.send(data, line)
+    }
+
+    /// Writes a frame as [`read_frame`](Self::read_frame) returned it, so
+    /// that the port decodes the same frame: a [`Frame::Line`] gets its `\n`
+    /// back only if it had one. A [`Frame::Data`] is written as by
+    /// [`write`](Self::write).
+    ///
+    /// # Errors
+    ///
+    /// As [`write`](Self::write).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use std::num::NonZeroUsize;
+    /// use beamport::framing::Framing;
+    /// use beamport::program::Channel;
+    ///
+    /// // Echo, line by line: long lines and an unterminated last line too.
+    /// let mut channel = Channel::stdio(Framing::Line(NonZeroUsize::new(4096).unwrap()))?;
+    /// while let Some(frame) = channel.read_frame()? {
+    ///     channel.write_frame(&frame)?;
+    /// }
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn write_frame(&mut self, frame: &Frame) -> io::Result<()> {
+        match frame {
+            Frame::Data(data) => self.write(data),
+            Frame::Line { eol, data } => self.send(data, *eol),
+        }
+    }
+
+    /// Writes `data`, then `\n` if `newline`, as one frame.
+    fn send(&mut self, data: &[u8], newline: bool) -> io::Result<()> {
+        let len = data.len() + usize::from(newline);
+        let header = header(self.decoder.framing(), len)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        self.out.clear();
+        self.out.reserve(header.as_bytes().len() + len);
+        self.out.put_slice(header.as_bytes());
+        self.out.put_slice(data);
+        if newline {
+            self.out.put_u8(b'\n');
+        }
+        self.writer.write_all(&self.out)?;
+        self.writer.flush()
+    }
+
+    /// One read into `buf`; sets `eof` when it returns nothing.
+    fn fill(&mut self) -> io::Result<()> {
+        let n = loop {
+            match self.reader.read(&mut self.scratch) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                result => break result?,
+            }
+        };
+        self.buf.extend_from_slice(&self.scratch[..n]);
+        self.eof = n == 0;
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Channel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Channel")
+            .field("framing", &self.decoder.framing())
+            .field("buffered", &self.buf.len())
+            .field("eof", &self.eof)
+            .finish_non_exhaustive()
+    }
+}
+
+fn invalid_data(err: FrameError) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, err)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Cursor;
+    use std::num::NonZeroUsize;
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+    use crate::framing::PacketSize;
+
+    /// A writer whose bytes the test can still see.
+    #[derive(Clone, Default)]
+    struct Sink(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Sink {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().write(buf)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn echo(framing: Framing, input: &[u8]) -> Vec<u8> {
+        let sink = Sink::default();
+        let mut channel = Channel::new(Cursor::new(input.to_vec()), sink.clone(), framing);
+        while let Some(frame) = channel.read_frame().unwrap() {
+            channel.write_frame(&frame).unwrap();
+        }
+        assert_eq!(channel.read().unwrap(), None, "EOF stays EOF");
+        let out = sink.0.lock().unwrap().clone();
+        out
+    }
+
+    #[test]
+    fn echo_keeps_frames() {
+        let packets = b"\0\x03abc\0\0\0\x01d";
+        assert_eq!(echo(Framing::Packet(PacketSize::Two), packets), packets);
+        assert_eq!(echo(Framing::Stream, b"abc"), b"abc");
+        let line = Framing::Line(NonZeroUsize::new(2).unwrap());
+        assert_eq!(echo(line, b"abc\r\nd\n\nxyz"), b"abc\nd\n\nxyz");
+    }
+
+    #[test]
+    fn read_drops_truncated_packet() {
+        let framing = Framing::Packet(PacketSize::One);
+        let mut channel = Channel::new(Cursor::new(b"\x01a\x05b".to_vec()), io::sink(), framing);
+        assert_eq!(channel.read().unwrap().as_deref(), Some(&b"a"[..]));
+        assert_eq!(channel.read().unwrap(), None);
+    }
+
+    #[test]
+    fn write_frames() {
+        let sink = Sink::default();
+        let line = Framing::Line(NonZeroUsize::new(2).unwrap());
+        let mut channel = Channel::new(io::empty(), sink.clone(), line);
+        channel.write(b"abc").unwrap();
+        channel.write(b"").unwrap();
+        assert_eq!(&sink.0.lock().unwrap()[..], b"abc\n\n");
+
+        let sink = Sink::default();
+        let mut channel = Channel::new(io::empty(), sink.clone(), Framing::Packet(PacketSize::One));
+        channel.write(b"ab").unwrap();
+        let err = channel.write(&[0; 256]).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+        assert!(err.get_ref().unwrap().is::<FrameError>());
+        let line = Frame::Line {
+            eol: true,
+            data: "x".into(),
+        };
+        channel.write_frame(&line).unwrap();
+        assert_eq!(&sink.0.lock().unwrap()[..], b"\x02ab\x02x\n");
+    }
+}

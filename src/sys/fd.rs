@@ -1,0 +1,94 @@
+//! File descriptors: socket pairs, non-blocking mode, limits, vectored writes.
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::path::Path;
+
+use rustix::net::{AddressFamily, SocketFlags, SocketType};
+
+/// `socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC)`: one end for the host, one for the child.
+///
+/// One bidirectional socket replaces OTP's two pipes, so a port costs one fd in the host.
+pub(crate) fn stream_pair() -> io::Result<(OwnedFd, OwnedFd)> {
+    Ok(rustix::net::socketpair(
+        AddressFamily::UNIX,
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC,
+        None,
+    )?)
+}
+
+/// Sets or clears `O_NONBLOCK` on the file description behind `fd`.
+pub(crate) fn set_nonblocking(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
+    let mut flags = rustix::fs::fcntl_getfl(fd)?;
+    flags.set(rustix::fs::OFlags::NONBLOCK, on);
+    rustix::fs::fcntl_setfl(fd, flags)?;
+    Ok(())
+}
+
+/// Grows the socket's send and receive buffers (best effort): fewer wake-ups on bulk transfers.
+pub(crate) fn set_buffer_sizes(fd: BorrowedFd<'_>, bytes: usize) {
+    let _ = rustix::net::sockopt::set_socket_send_buffer_size(fd, bytes);
+    let _ = rustix::net::sockopt::set_socket_recv_buffer_size(fd, bytes);
+}
+
+/// Raises the soft `RLIMIT_NOFILE` to the hard limit, as the Erlang VM does at start.
+/// Returns the limit now in force.
+pub(crate) fn raise_nofile_limit() -> u64 {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut lim = getrlimit(Resource::Nofile);
+    if lim.current != lim.maximum {
+        lim.current = lim.maximum;
+        let _ = setrlimit(Resource::Nofile, lim.clone());
+    }
+    getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX)
+}
+
+/// `access(path, X_OK)`: OTP's pre-check for `spawn_executable`.
+pub(crate) fn check_executable(path: &Path) -> io::Result<()> {
+    rustix::fs::access(path, rustix::fs::Access::EXEC_OK)?;
+    Ok(())
+}
+
+/// `shutdown(fd, SHUT_WR)`: the child reads EOF on its stdin, its output still flows.
+pub(crate) fn shutdown_write(fd: BorrowedFd<'_>) -> io::Result<()> {
+    rustix::net::shutdown(fd, rustix::net::Shutdown::Write)?;
+    Ok(())
+}
+
+/// `writev(fd, bufs)`.
+pub(crate) fn writev(fd: BorrowedFd<'_>, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+    Ok(rustix::io::writev(fd, bufs)?)
+}
+
+/// `read(fd, buf)` into uninitialised spare capacity; returns the number of bytes read.
+pub(crate) fn read_into(fd: BorrowedFd<'_>, buf: &mut bytes::BytesMut) -> io::Result<usize> {
+    let spare = buf.spare_capacity_mut();
+    let (init, _) = rustix::io::read(fd, spare)?;
+    let n = init.len();
+    // SAFETY: `read` initialised exactly `n` bytes at the start of the spare capacity.
+    unsafe { buf.set_len(buf.len() + n) };
+    Ok(n)
+}
+
+/// Duplicates `fd` into a new descriptor with `CLOEXEC` set.
+pub(crate) fn dup_cloexec(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    Ok(rustix::io::fcntl_dupfd_cloexec(fd, 3)?)
+}
+
+/// Number of open fds of this process (for leak checks and `doctor`).
+pub(crate) fn count_open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").map(|d| d.count().saturating_sub(1)).unwrap_or(0)
+}
+
+/// Raw number of an fd, for tracing only.
+pub(crate) fn raw(fd: &impl AsFd) -> i32 {
+    fd.as_fd().as_raw_fd()
+}
+
+/// `sendmsg(fd, bufs, MSG_NOSIGNAL)`: a vectored write that reports `EPIPE` instead of
+/// raising `SIGPIPE`, whatever the host's signal setup.
+pub(crate) fn send_vectored(fd: BorrowedFd<'_>, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+    let mut anc = rustix::net::SendAncillaryBuffer::default();
+    Ok(rustix::net::sendmsg(fd, bufs, &mut anc, rustix::net::SendFlags::NOSIGNAL)?)
+}

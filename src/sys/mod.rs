@@ -1,0 +1,26 @@
+//! The operating-system layer: the only module with `unsafe` and `cfg(target_os)`.
+//!
+//! # Contract
+//!
+//! Every platform provides:
+//! - [`fd`]: stream socket pairs born `CLOEXEC`, non-blocking switches, `RLIMIT_NOFILE` raising,
+//!   `access(X_OK)`, `shutdown(SHUT_WR)`, and `writev`.
+//! - [`child`]: fork + exec of one prepared child (`setsid`, fds 0/1/2 or 3/4, `chdir`, a clean
+//!   signal state, death signal), callable only from the single-threaded launcher.
+//! - [`start`]: starting the launcher from a multi-threaded host, inside a new PID namespace
+//!   where the kernel allows it.
+//! - [`signal`]: a pollable signal descriptor for `SIGCHLD` and termination signals, `kill`,
+//!   `killpg`, and reaping.
+//! - [`entry`]: the hook that turns a re-executed host binary into the launcher before `main`.
+//! - [`stdio`]: adopting fds 3 and 4 for port programs (`nouse_stdio`).
+//!
+//! Linux is the first platform; other Unix systems compile the same files where the calls exist.
+#![allow(unsafe_code)]
+
+pub(crate) mod child;
+pub(crate) mod entry;
+pub(crate) mod fd;
+pub(crate) mod msg;
+pub(crate) mod signal;
+pub(crate) mod start;
+pub(crate) mod stdio;

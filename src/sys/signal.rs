@@ -1,0 +1,152 @@
+//! Signals: a pollable `signalfd`, `kill`/`killpg`, and reaping with `waitpid`.
+
+use std::io;
+use std::os::fd::{FromRawFd, OwnedFd};
+
+/// A `signalfd` for the given signals, which are blocked for the calling thread so that
+/// they are only ever read from the descriptor.
+pub(crate) fn signal_fd(signals: &[i32]) -> io::Result<OwnedFd> {
+    // SAFETY: `set` is a plain C struct initialised by `sigemptyset` before use; the fd
+    // returned by `signalfd` is new and owned by nobody else, so `OwnedFd` may take it.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for &s in signals {
+            libc::sigaddset(&mut set, s);
+        }
+        if libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let fd = libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK);
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(OwnedFd::from_raw_fd(fd))
+    }
+}
+
+/// Reads pending signal numbers from a `signalfd` (non-blocking).
+pub(crate) fn read_signals(fd: &OwnedFd) -> Vec<i32> {
+    use std::os::fd::AsRawFd;
+    let mut out = Vec::new();
+    loop {
+        // SAFETY: `info` is a plain C struct of the size `signalfd` writes.
+        let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
+        let size = std::mem::size_of::<libc::signalfd_siginfo>();
+        // SAFETY: `info` is valid for `size` bytes of writes.
+        let n = unsafe { libc::read(fd.as_raw_fd(), (&mut info as *mut libc::signalfd_siginfo).cast(), size) };
+        if n as usize != size {
+            return out;
+        }
+        out.push(info.ssi_signo as i32);
+    }
+}
+
+/// `kill(pid, sig)`; `sig` 0 only checks that the process exists.
+pub(crate) fn kill(pid: i32, sig: i32) -> io::Result<()> {
+    // SAFETY: `kill` has no memory-safety preconditions.
+    if unsafe { libc::kill(pid, sig) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// `killpg(pgid, sig)`: signals every process of a group.
+pub(crate) fn kill_group(pgid: i32, sig: i32) -> io::Result<()> {
+    kill(-pgid, sig)
+}
+
+/// Reaps one exited child without blocking: `Some((pid, raw_status))`, or `None` when no
+/// child has exited (or there are no children).
+pub(crate) fn reap_any() -> Option<(i32, i32)> {
+    let mut status = 0;
+    // SAFETY: `status` is a valid out-pointer.
+    let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+    (pid > 0).then_some((pid, status))
+}
+
+/// Reaps every exited child; true while children (exited or not) remain.
+pub(crate) fn reap_all_children_remain() -> bool {
+    loop {
+        let mut status = 0;
+        // SAFETY: `status` is a valid out-pointer.
+        let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+        match pid {
+            0 => return true,
+            p if p > 0 => continue,
+            _ => return false,
+        }
+    }
+}
+
+/// Blocking `waitpid(pid)` for a direct child; returns its raw status.
+pub(crate) fn wait_pid(pid: i32) -> io::Result<i32> {
+    let mut status = 0;
+    loop {
+        // SAFETY: `status` is a valid out-pointer.
+        let r = unsafe { libc::waitpid(pid, &mut status, 0) };
+        if r == pid {
+            return Ok(status);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+/// Decodes a raw wait status: `Ok(code)` for a normal exit, `Err((signal, core_dumped))`.
+pub(crate) fn decode_status(raw: i32) -> Result<i32, (i32, bool)> {
+    if libc::WIFEXITED(raw) {
+        Ok(libc::WEXITSTATUS(raw))
+    } else {
+        Err((libc::WTERMSIG(raw), libc::WCOREDUMP(raw)))
+    }
+}
+
+/// Makes this process the subreaper of its descendants (Linux ≥ 3.4).
+pub(crate) fn become_subreaper() -> io::Result<()> {
+    rustix::process::set_child_subreaper(Some(rustix::process::getpid()))?;
+    Ok(())
+}
+
+/// Asks the kernel to send `sig` to this process when its parent thread dies.
+pub(crate) fn set_death_signal(sig: i32) -> io::Result<()> {
+    // SAFETY: `prctl(PR_SET_PDEATHSIG)` takes plain integers.
+    if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, sig as libc::c_ulong, 0, 0, 0) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Name of a signal number, as `kill -l` prints it (`TERM`, `KILL`…).
+pub(crate) fn name(sig: i32) -> &'static str {
+    match sig {
+        libc::SIGHUP => "SIGHUP",
+        libc::SIGINT => "SIGINT",
+        libc::SIGQUIT => "SIGQUIT",
+        libc::SIGILL => "SIGILL",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGFPE => "SIGFPE",
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGPIPE => "SIGPIPE",
+        libc::SIGALRM => "SIGALRM",
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGUSR1 => "SIGUSR1",
+        libc::SIGUSR2 => "SIGUSR2",
+        libc::SIGCHLD => "SIGCHLD",
+        libc::SIGCONT => "SIGCONT",
+        libc::SIGSTOP => "SIGSTOP",
+        _ => "SIG?",
+    }
+}
+
+/// Signal numbers the public API names.
+pub(crate) const SIGTERM: i32 = libc::SIGTERM;
+pub(crate) const SIGKILL: i32 = libc::SIGKILL;
+pub(crate) const SIGCHLD: i32 = libc::SIGCHLD;
+pub(crate) const SIGINT: i32 = libc::SIGINT;
+pub(crate) const SIGHUP: i32 = libc::SIGHUP;
