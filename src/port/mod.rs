@@ -42,7 +42,7 @@ use bytes::{Bytes, BytesMut};
 pub use self::options::{Name, Opt, DEFAULT_GRACE, DEFAULT_READ_WINDOW};
 pub(crate) use self::options::Settings;
 use crate::engine;
-use crate::framing::{self, Decoder, Frame, FrameError, Framing};
+use crate::framing::{self, Decoder, Frame, FrameError};
 use crate::message::{Data, ExitStatus, Id, Message, PortMsg, Reason, Ref};
 use crate::process::{self, Pid};
 use crate::sys;
@@ -1054,13 +1054,14 @@ impl Port {
         process::monitor(self)
     }
 
-    /// Sends a signal to the port's program (for example `libc::SIGTERM`).
+    /// Sends a signal (for example `libc::SIGTERM`) to the port's program and its process
+    /// group: everything it started that stayed in its group.
     ///
     /// # Errors
     ///
     /// [`PortError::Closed`] once the port is closed.
     pub fn signal(&self, signal: i32) -> Result<(), PortError> {
-        self.signal_inner(signal, false)
+        self.signal_inner(signal, true)
     }
 
     /// SIGKILL to the program's whole process group.
@@ -1172,7 +1173,3 @@ pub fn find_executable(name: &str) -> Option<PathBuf> {
         .find(|p| p.is_file() && sys::fd::check_executable(p).is_ok())
 }
 
-#[allow(dead_code)]
-fn _assert_framing(f: Framing) -> Framing {
-    f
-}

@@ -1,0 +1,25 @@
+//! `beamport doctor`: the active no-orphan tier, with what was tried and why it failed.
+
+/// Arguments of `beamport doctor`.
+#[derive(Debug, clap::Args)]
+pub struct Args {}
+
+/// Prints the report; exit code 0, or 2 if the launcher cannot start.
+pub fn run(_args: Args) -> i32 {
+    match beamport::doctor::report() {
+        Ok(r) => {
+            println!("launcher pid:   {}", r.launcher_pid);
+            println!("active tier:    {}", r.tier);
+            println!("guarantee:      {}", r.guarantee);
+            for (tier, why) in &r.refused {
+                println!("refused tier:   {tier}: {why}");
+            }
+            println!("RLIMIT_NOFILE:  {}", r.nofile_limit);
+            0
+        }
+        Err(e) => {
+            eprintln!("beamport doctor: the launcher could not start: {e}");
+            2
+        }
+    }
+}
