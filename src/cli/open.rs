@@ -1,11 +1,244 @@
-//! `beamport open`.
+//! `beamport open`: a port driven from a terminal or a script.
+//!
+//! Each line read from stdin is one command (with its newline, or without it under
+//! `--packet N`, where each line is one framed packet). When stdin ends, the port's input is
+//! half-closed and the output is still printed until the port ends. Every message the owner
+//! gets is printed on its own line, in iex format; the owner traps exits, so the last line is
+//! `{:EXIT, #Port<0.N>, reason}`. Exit status: 0 if that reason is `:normal`, 1 otherwise,
+//! 2 if the port could not be opened.
+
+use std::ffi::{OsStr, OsString};
+use std::io::{BufRead, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use beamport::{find_executable, process, Message, Name, OpenError, Opt, Port, PortError, PortMsg};
 
 /// Arguments of `beamport open`.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+#[command(after_help = "Each stdin line is one command; when stdin ends the port's input is half-closed.\n\
+Every message the owner gets is printed in iex format; the last is {:EXIT, #Port<0.N>, reason}.\n\
+Exit status: 0 if that reason is :normal, 1 otherwise, 2 if the port could not be opened.\n\n\
+Examples:\n  printf 'hello\\n' | beamport open --exit-status -- /bin/cat\n  \
+beamport open --spawn 'echo oops'\n  printf 'a\\nbb\\n' | beamport open --packet 4 -- cat")]
+pub struct Args {
+    /// Run CMD through the shell: `{:spawn, CMD}` (instead of `-- PROG ARGS…`).
+    #[arg(long, value_name = "CMD", conflicts_with = "command")]
+    spawn: Option<String>,
+    /// Data as binaries (the default).
+    #[arg(long, conflicts_with = "list")]
+    binary: bool,
+    /// Data as lists of bytes (printed as charlists).
+    #[arg(long)]
+    list: bool,
+    /// `:exit_status`: print `{:exit_status, N}` when the program ends.
+    #[arg(long)]
+    exit_status: bool,
+    /// `:eof`: keep the port open at EOF and print `:eof`; it is closed once stdin has ended.
+    #[arg(long)]
+    eof: bool,
+    /// `:stderr_to_stdout`.
+    #[arg(long)]
+    stderr_to_stdout: bool,
+    /// `{:cd, DIR}`.
+    #[arg(long, value_name = "DIR")]
+    cd: Option<PathBuf>,
+    /// `{:env, [{K, V}]}` (repeatable); `K=` unsets K.
+    #[arg(long, value_name = "K=V")]
+    env: Vec<OsString>,
+    /// `{:arg0, NAME}` (with `-- PROG`).
+    #[arg(long, value_name = "NAME")]
+    arg0: Option<OsString>,
+    /// `{:packet, N}`, N = 1, 2 or 4: each stdin line, without its newline, is one packet.
+    #[arg(long, value_name = "N")]
+    packet: Option<String>,
+    /// `{:line, L}`: data comes as `{:eol, line}` / `{:noeol, part}` of at most L bytes.
+    #[arg(long, value_name = "L")]
+    line: Option<String>,
+    /// `:nouse_stdio`: the program reads fd 3 and writes fd 4.
+    #[arg(long)]
+    nouse_stdio: bool,
+    /// SIGTERM the program N ms after the port is gone, SIGKILL N ms later (default 5000/2000).
+    #[arg(long, value_name = "N")]
+    grace_ms: Option<u64>,
+    /// Any other port option in Elixir syntax, e.g. '{:busy_limits_port, {1, 2}}' (repeatable).
+    #[arg(long, value_name = "OPT")]
+    opt: Vec<String>,
+    /// The program and its arguments: `{:spawn_executable, PROG}, args: ARGS`. A PROG without
+    /// `/` is looked up on PATH.
+    #[arg(last = true, value_name = "PROG ARGS", required_unless_present = "spawn")]
+    command: Vec<OsString>,
+}
+
+/// Stdin has ended (sent by the reader thread to the owner).
+struct StdinEnded;
 
 /// Runs `beamport open`.
-pub fn run(_args: Args) -> i32 {
-    eprintln!("beamport open: not built yet");
+pub fn run(args: Args) -> i32 {
+    let (name, opts) = match port_spec(&args) {
+        Ok(x) => x,
+        Err(e) => return open_failed(&e),
+    };
+    let me = process::current();
+    me.trap_exit(true);
+    let port = match Port::open(name, opts) {
+        Ok(p) => p,
+        Err(e) => return open_failed(&e),
+    };
+    let packets = args.packet.is_some();
+    let (reader_port, owner) = (port.clone(), me.pid());
+    std::thread::Builder::new()
+        .name("beamport-open-stdin".into())
+        .spawn(move || {
+            feed(&reader_port, packets);
+            process::send(owner, StdinEnded);
+        })
+        .expect("spawning the stdin reader");
+
+    let mut stdout = std::io::stdout().lock();
+    let (mut stdin_ended, mut eof_seen) = (false, false);
+    loop {
+        let msg = match me.receive() {
+            Ok(m) => m,
+            Err(e) => {
+                eprintln!("beamport open: the owner process died: {e:?}");
+                return 1;
+            }
+        };
+        match &msg {
+            Message::User(u) if u.downcast_ref::<StdinEnded>().is_some() => stdin_ended = true,
+            m => {
+                // A closed stdout (e.g. `| head`) must not stop us from ending the port properly.
+                let _ = writeln!(stdout, "{m:?}").and_then(|()| stdout.flush());
+                match m {
+                    Message::Port(p, PortMsg::Eof) if *p == port => eof_seen = true,
+                    Message::Exit(_, reason) if m.port() == Some(&port) => {
+                        return if reason.is_normal() { 0 } else { 1 };
+                    }
+                    _ => {}
+                }
+            }
+        }
+        if stdin_ended && eof_seen {
+            eof_seen = false;
+            let _ = port.close();
+        }
+    }
+}
+
+/// Reads stdin line by line and sends each line to the port; half-closes the port at EOF.
+fn feed(port: &Port, packets: bool) {
+    let mut stdin = std::io::stdin().lock();
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match stdin.read_until(b'\n', &mut line) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                eprintln!("beamport open: reading stdin: {e}");
+                break;
+            }
+        }
+        if packets && line.last() == Some(&b'\n') {
+            line.pop();
+        }
+        match port.command(line.clone()) {
+            Ok(()) => {}
+            Err(e @ PortError::PacketTooLarge(_)) => eprintln!("beamport open: line not sent: {e}"),
+            Err(_) => return, // the port is closed: nothing more to send
+        }
+    }
+    let _ = port.close_input();
+}
+
+/// The port's name and options from the command line.
+fn port_spec(args: &Args) -> Result<(Name, Vec<Opt>), OpenError> {
+    let mut opts = Vec::new();
+    if !args.list {
+        opts.push(Opt::Binary);
+    }
+    let name = match (&args.spawn, args.command.split_first()) {
+        (Some(cmd), _) => Name::spawn(cmd.clone()),
+        (None, Some((prog, rest))) => {
+            opts.push(Opt::Args(rest.to_vec()));
+            Name::executable(resolve(prog)?)
+        }
+        (None, None) => return Err(badarg("give `-- PROG ARGS…` or `--spawn CMD`")),
+    };
+    if args.exit_status {
+        opts.push(Opt::ExitStatus);
+    }
+    if args.eof {
+        opts.push(Opt::Eof);
+    }
+    if args.stderr_to_stdout {
+        opts.push(Opt::StderrToStdout);
+    }
+    if args.nouse_stdio {
+        opts.push(Opt::NoUseStdio);
+    }
+    if let Some(dir) = &args.cd {
+        opts.push(Opt::Cd(dir.clone()));
+    }
+    if !args.env.is_empty() {
+        opts.push(Opt::Env(args.env.iter().map(|kv| env_pair(kv)).collect::<Result<_, _>>()?));
+    }
+    if let Some(a) = &args.arg0 {
+        opts.push(Opt::Arg0(a.clone()));
+    }
+    if let Some(n) = &args.packet {
+        opts.push(format!("{{:packet, {n}}}").parse()?);
+    }
+    if let Some(l) = &args.line {
+        opts.push(format!("{{:line, {l}}}").parse()?);
+    }
+    if let Some(ms) = args.grace_ms {
+        let d = Duration::from_millis(ms);
+        opts.push(Opt::Grace(d, d));
+    }
+    for o in &args.opt {
+        opts.push(o.parse()?);
+    }
+    Ok((name, opts))
+}
+
+/// `PROG` as given if it names a path; else its full path on PATH (`System.find_executable/1`).
+fn resolve(prog: &OsString) -> Result<PathBuf, OpenError> {
+    let path = PathBuf::from(prog);
+    if prog.as_bytes().contains(&b'/') {
+        return Ok(path);
+    }
+    prog.to_str().and_then(find_executable).ok_or(OpenError::Enoent { path })
+}
+
+/// `K=V` → `(K, Some(V))`; `K=` → `(K, None)` (unset).
+fn env_pair(kv: &OsString) -> Result<(OsString, Option<OsString>), OpenError> {
+    let bytes = kv.as_bytes();
+    let Some(eq) = bytes.iter().position(|&b| b == b'=') else {
+        return Err(badarg(format!("--env {}: expected K=V (or K= to unset)", kv.to_string_lossy())));
+    };
+    let (k, v) = (&bytes[..eq], &bytes[eq + 1..]);
+    if k.is_empty() {
+        return Err(badarg(format!("--env {}: empty variable name", kv.to_string_lossy())));
+    }
+    Ok((OsStr::from_bytes(k).into(), (!v.is_empty()).then(|| OsStr::from_bytes(v).into())))
+}
+
+fn badarg(what: impl Into<String>) -> OpenError {
+    OpenError::Badarg { what: what.into() }
+}
+
+/// Prints why the port could not be opened, with OTP's name for it; exit status 2.
+fn open_failed(e: &OpenError) -> i32 {
+    let text = e.to_string();
+    let name = e.otp_name();
+    if text.starts_with(name) {
+        eprintln!("beamport open: {text}");
+    } else {
+        eprintln!("beamport open: {name}: {text}");
+    }
     2
 }

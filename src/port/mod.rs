@@ -295,6 +295,7 @@ struct State {
     close_input: bool,
     input_closed: bool,
     reply_closed: Option<Pid>,
+    busy_wakers: Vec<std::task::Waker>,
 }
 
 pub(crate) struct Inner {
@@ -455,6 +456,12 @@ impl Port {
                 return Err(OpenError::Badarg { what: format!("NUL byte in {:?}", String::from_utf8_lossy(s)) });
             }
         }
+        // What only the spawn needs is not kept for the port's lifetime.
+        let mut settings = settings;
+        settings.env = Vec::new();
+        settings.args = None;
+        settings.arg0 = None;
+        settings.cd = None;
         let engine = engine::get().map_err(OpenError::system)?;
         let (host, child) = sys::fd::stream_pair().map_err(OpenError::system)?;
         sys::fd::set_nonblocking(host.as_fd(), true).map_err(OpenError::system)?;
@@ -481,6 +488,7 @@ impl Port {
                 close_input: false,
                 input_closed: false,
                 reply_closed: None,
+                busy_wakers: Vec::new(),
             }),
             settings,
             cv: Condvar::new(),
@@ -657,6 +665,56 @@ impl Port {
         Ok(true)
     }
 
+    /// [`Port::command`] for async callers: while the port is busy the task waits without
+    /// blocking its thread.
+    ///
+    /// ```
+    /// # use beamport::{Name, Port};
+    /// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    /// #     struct W(std::thread::Thread);
+    /// #     impl std::task::Wake for W { fn wake(self: std::sync::Arc<Self>) { self.0.unpark() } }
+    /// #     let w = std::sync::Arc::new(W(std::thread::current())).into();
+    /// #     let mut cx = std::task::Context::from_waker(&w);
+    /// #     let mut f = std::pin::pin!(f);
+    /// #     loop { if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v } std::thread::park() }
+    /// # }
+    /// let port = Port::open(Name::spawn("cat > /dev/null"), []).unwrap();
+    /// block_on(port.command_async("hello")).unwrap();
+    /// port.close().unwrap();
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`Port::command`].
+    pub fn command_async(&self, data: impl Into<Bytes>) -> impl std::future::Future<Output = Result<(), PortError>> + '_ {
+        let mut data = Some(data.into());
+        std::future::poll_fn(move |cx| {
+            let after = {
+                let mut st = self.lock();
+                if st.phase != Phase::Open {
+                    return std::task::Poll::Ready(Err(PortError::Closed(self.label())));
+                }
+                if st.busy {
+                    st.busy_wakers.push(cx.waker().clone());
+                    return std::task::Poll::Pending;
+                }
+                if st.input_closed || st.close_input {
+                    return std::task::Poll::Ready(Err(PortError::InputClosed(self.label())));
+                }
+                let data = data.take().expect("polled after completion");
+                if let Err(e) = framing::header(self.0.settings.framing, data.len()) {
+                    return std::task::Poll::Ready(Err(e.into()));
+                }
+                match self.write(&mut st, data) {
+                    Ok(()) => After::default(),
+                    Err(reason) => self.begin_close(&mut st, reason, false, None),
+                }
+            };
+            after.run(self);
+            std::task::Poll::Ready(Ok(()))
+        })
+    }
+
     /// Queues `data` (with its packet header) and writes what the socket takes now.
     /// `Err(reason)` means the port must end with that reason (OTP's `einval`, `ebadf`, `epipe`).
     fn write(&self, st: &mut State, data: Bytes) -> Result<(), Reason> {
@@ -712,6 +770,7 @@ impl Port {
             if st.queued < low || st.queue.is_empty() {
                 st.busy = false;
                 self.0.cv.notify_all();
+                st.busy_wakers.drain(..).for_each(std::task::Waker::wake);
             }
         }
         if st.queue.is_empty() && st.close_input && !st.input_closed {
@@ -891,6 +950,7 @@ impl Port {
             self.finish(st);
         }
         self.0.cv.notify_all();
+        st.busy_wakers.drain(..).for_each(std::task::Waker::wake);
         after
     }
 

@@ -1,8 +1,8 @@
-//! Fork and exec of one port program. Called only inside the launcher, which is
-//! single-threaded, so `fork` is safe there; the child still calls only async-signal-safe
-//! functions between `fork` and `execve`, with every string prepared beforehand.
+//! Fork and exec of one port program, called only inside the launcher (single-threaded,
+//! without signal handlers). The child calls only async-signal-safe functions between the
+//! clone and `execve`, with every string prepared beforehand.
 
-use std::ffi::{CStr, CString};
+use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 
@@ -38,30 +38,55 @@ fn ptrs(v: &[CString]) -> Vec<*const libc::c_char> {
     v.iter().map(|s| s.as_ptr()).chain(std::iter::once(std::ptr::null())).collect()
 }
 
-/// Forks and execs `spec`; returns the child's pid. Exec failures show up later as the
-/// child's exit status (`errno`), as in OTP.
+/// Pointers the child reads; everything they point to is owned by the caller's frame.
+struct Shared<'a> {
+    spec: &'a ChildSpec,
+    argv: Vec<*const libc::c_char>,
+    envp: Vec<*const libc::c_char>,
+    cd_msg: Vec<u8>,
+}
+
+/// Forks and execs `spec` the way `posix_spawn` does (`clone(CLONE_VM | CLONE_VFORK)`: no
+/// page-table copy, the launcher waits until the child has exec'd); returns the child's pid.
+/// Exec failures show up later as the child's exit status (`errno`), as in OTP.
 pub(crate) fn fork_exec(spec: &ChildSpec) -> io::Result<i32> {
-    let argv = ptrs(&spec.argv);
-    let envp = ptrs(&spec.envp);
-    let mut msg = b"spawn: Could not cd to ".to_vec();
+    let mut cd_msg = b"spawn: Could not cd to ".to_vec();
     if let Some(cd) = &spec.cd {
-        msg.extend_from_slice(cd.as_bytes());
+        cd_msg.extend_from_slice(cd.as_bytes());
     }
-    msg.extend_from_slice(b"\r\n");
-    let io_fd = spec.io.as_raw_fd();
-    // SAFETY: the launcher is single-threaded, so the child is a complete copy of a process
-    // with no other thread holding a lock. The child branch below calls only
-    // async-signal-safe functions on data prepared before the fork, then execs or `_exit`s.
-    let pid = unsafe { libc::fork() };
+    cd_msg.extend_from_slice(b"\r\n");
+    let shared = Shared { spec, argv: ptrs(&spec.argv), envp: ptrs(&spec.envp), cd_msg };
+    let mut stack = vec![0u8; 64 * 1024];
+    // The stack grows down on every Linux target beamport supports; keep it 16-byte aligned.
+    let top = (stack.as_mut_ptr() as usize + stack.len()) & !15;
+    // SAFETY: `child_main` runs on its own stack (`stack`, alive until clone returns, which
+    // with CLONE_VFORK is after the child has exec'd or exited) and shares our memory: it only
+    // reads `shared` and calls async-signal-safe functions, then execs or `_exit`s. Without
+    // CLONE_FILES, CLONE_FS and CLONE_SIGHAND its fd table, cwd and signal dispositions are
+    // its own. The launcher has no signal handlers (it uses a signalfd), so nothing can run
+    // on the child's stack but `child_main`.
+    let pid = unsafe {
+        libc::clone(
+            child_main,
+            top as *mut libc::c_void,
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            &shared as *const Shared<'_> as *mut libc::c_void,
+        )
+    };
+    drop(stack);
     if pid < 0 {
         return Err(io::Error::last_os_error());
     }
-    if pid > 0 {
-        return Ok(pid);
-    }
-    // SAFETY: child side of fork; see above. Every pointer refers to memory owned by `spec`,
-    // `argv`, `envp` or `msg`, all alive in this copy of the address space.
+    Ok(pid)
+}
+
+extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: `arg` is the `Shared` that `fork_exec` passed, alive while it waits for us
+    // (CLONE_VFORK). Every call below is async-signal-safe and every pointer refers to memory
+    // owned by `fork_exec`'s caller.
     unsafe {
+        let sh = &*(arg as *const Shared<'_>);
+        let spec = sh.spec;
         let mut empty: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut empty);
         libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
@@ -78,11 +103,11 @@ pub(crate) fn fork_exec(spec: &ChildSpec) -> io::Result<i32> {
         if let Some(cd) = &spec.cd {
             if libc::chdir(cd.as_ptr()) != 0 {
                 let e = *libc::__errno_location();
-                libc::write(2, msg.as_ptr().cast(), msg.len());
+                libc::write(2, sh.cd_msg.as_ptr().cast(), sh.cd_msg.len());
                 libc::_exit(e);
             }
         }
-        let io = libc::fcntl(io_fd, libc::F_DUPFD, 10);
+        let io = libc::fcntl(spec.io.as_raw_fd(), libc::F_DUPFD, 10);
         if io < 0 {
             libc::_exit(*libc::__errno_location());
         }
@@ -100,8 +125,8 @@ pub(crate) fn fork_exec(spec: &ChildSpec) -> io::Result<i32> {
             libc::dup2(io, 2);
         }
         libc::syscall(libc::SYS_close_range, first_free as libc::c_uint, libc::c_uint::MAX, 0);
-        libc::execve(spec.program.as_ptr(), argv.as_ptr(), envp.as_ptr());
-        libc::_exit(*libc::__errno_location());
+        libc::execve(spec.program.as_ptr(), sh.argv.as_ptr(), sh.envp.as_ptr());
+        libc::_exit(*libc::__errno_location())
     }
 }
 
@@ -110,7 +135,3 @@ pub(crate) fn cstring(bytes: &[u8]) -> io::Result<CString> {
     CString::new(bytes).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL byte in argument"))
 }
 
-/// `CStr` view used in traces.
-pub(crate) fn lossy(c: &CStr) -> std::borrow::Cow<'_, str> {
-    c.to_string_lossy()
-}

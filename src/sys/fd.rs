@@ -56,11 +56,6 @@ pub(crate) fn shutdown_write(fd: BorrowedFd<'_>) -> io::Result<()> {
     Ok(())
 }
 
-/// `writev(fd, bufs)`.
-pub(crate) fn writev(fd: BorrowedFd<'_>, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
-    Ok(rustix::io::writev(fd, bufs)?)
-}
-
 /// `read(fd, buf)` into uninitialised spare capacity; returns the number of bytes read.
 pub(crate) fn read_into(fd: BorrowedFd<'_>, buf: &mut bytes::BytesMut) -> io::Result<usize> {
     let spare = buf.spare_capacity_mut();
@@ -69,16 +64,6 @@ pub(crate) fn read_into(fd: BorrowedFd<'_>, buf: &mut bytes::BytesMut) -> io::Re
     // SAFETY: `read` initialised exactly `n` bytes at the start of the spare capacity.
     unsafe { buf.set_len(buf.len() + n) };
     Ok(n)
-}
-
-/// Duplicates `fd` into a new descriptor with `CLOEXEC` set.
-pub(crate) fn dup_cloexec(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
-    Ok(rustix::io::fcntl_dupfd_cloexec(fd, 3)?)
-}
-
-/// Number of open fds of this process (for leak checks and `doctor`).
-pub(crate) fn count_open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd").map(|d| d.count().saturating_sub(1)).unwrap_or(0)
 }
 
 /// Raw number of an fd, for tracing only.

@@ -4,7 +4,7 @@
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, IoSliceMut};
 use std::mem::MaybeUninit;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{BorrowedFd, OwnedFd};
 
 use rustix::net::{
     recvmsg, sendmsg, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer,
@@ -80,7 +80,3 @@ pub(crate) fn procfs_pid(pid: i32) -> io::Result<i32> {
         .ok_or_else(|| io::Error::other("no Pid in pidfd fdinfo"))
 }
 
-/// Whether the socket has a peer still (best effort).
-pub(crate) fn borrowed(fd: &OwnedFd) -> BorrowedFd<'_> {
-    fd.as_fd()
-}

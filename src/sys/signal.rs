@@ -80,22 +80,6 @@ pub(crate) fn reap_all_children_remain() -> bool {
     }
 }
 
-/// Blocking `waitpid(pid)` for a direct child; returns its raw status.
-pub(crate) fn wait_pid(pid: i32) -> io::Result<i32> {
-    let mut status = 0;
-    loop {
-        // SAFETY: `status` is a valid out-pointer.
-        let r = unsafe { libc::waitpid(pid, &mut status, 0) };
-        if r == pid {
-            return Ok(status);
-        }
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(e);
-        }
-    }
-}
-
 /// Decodes a raw wait status: `Ok(code)` for a normal exit, `Err((signal, core_dumped))`.
 pub(crate) fn decode_status(raw: i32) -> Result<i32, (i32, bool)> {
     if libc::WIFEXITED(raw) {
@@ -109,39 +93,6 @@ pub(crate) fn decode_status(raw: i32) -> Result<i32, (i32, bool)> {
 pub(crate) fn become_subreaper() -> io::Result<()> {
     rustix::process::set_child_subreaper(Some(rustix::process::getpid()))?;
     Ok(())
-}
-
-/// Asks the kernel to send `sig` to this process when its parent thread dies.
-pub(crate) fn set_death_signal(sig: i32) -> io::Result<()> {
-    // SAFETY: `prctl(PR_SET_PDEATHSIG)` takes plain integers.
-    if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, sig as libc::c_ulong, 0, 0, 0) } == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
-/// Name of a signal number, as `kill -l` prints it (`TERM`, `KILL`…).
-pub(crate) fn name(sig: i32) -> &'static str {
-    match sig {
-        libc::SIGHUP => "SIGHUP",
-        libc::SIGINT => "SIGINT",
-        libc::SIGQUIT => "SIGQUIT",
-        libc::SIGILL => "SIGILL",
-        libc::SIGABRT => "SIGABRT",
-        libc::SIGFPE => "SIGFPE",
-        libc::SIGKILL => "SIGKILL",
-        libc::SIGSEGV => "SIGSEGV",
-        libc::SIGPIPE => "SIGPIPE",
-        libc::SIGALRM => "SIGALRM",
-        libc::SIGTERM => "SIGTERM",
-        libc::SIGUSR1 => "SIGUSR1",
-        libc::SIGUSR2 => "SIGUSR2",
-        libc::SIGCHLD => "SIGCHLD",
-        libc::SIGCONT => "SIGCONT",
-        libc::SIGSTOP => "SIGSTOP",
-        _ => "SIG?",
-    }
 }
 
 /// Signal numbers the public API names.

@@ -1,0 +1,168 @@
+//! Flow control both ways: busy ports suspend senders (host → child, as OTP), and the read
+//! window stops reading a child whose output the owner does not take (child → host, which
+//! OTP lacks). Every wait is on an event with a deadline.
+
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use beamport::{process, CommandFlags, Item, ItemValue, Message, Name, Opt, Port, PortMsg};
+
+const DEADLINE: Duration = Duration::from_secs(10);
+
+fn queue_size(port: &Port) -> u64 {
+    match port.info_item(Item::QueueSize) {
+        Some(ItemValue::Int(n)) => n,
+        other => panic!("queue_size: {other:?}"),
+    }
+}
+
+/// Waits until `cond` holds, polling; panics after the deadline.
+fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let end = Instant::now() + DEADLINE;
+    while !cond() {
+        assert!(Instant::now() < end, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// Fills a stopped `cat`'s socket and the port's queue past the high limit.
+fn make_busy(port: &Port) {
+    port.signal(libc::SIGSTOP).unwrap();
+    let chunk = vec![b'x'; 4096];
+    // The socket buffer takes a few hundred KiB; the queue then grows past 8192 bytes.
+    for _ in 0..10_000 {
+        if !port.command_with(chunk.clone(), CommandFlags { nosuspend: true, force: false }).unwrap() {
+            return;
+        }
+    }
+    panic!("the port never became busy");
+}
+
+#[test]
+fn busy_port_suspends_and_resumes_sender_and_nosuspend_refuses() {
+    let me = process::current();
+    let port = Port::open(Name::spawn("cat > /dev/null"), [Opt::Binary, Opt::ExitStatus]).unwrap();
+    make_busy(&port);
+    assert!(queue_size(&port) >= 8192, "queue above the high limit");
+    // nosuspend: refused, nothing queued.
+    let before = queue_size(&port);
+    let sent = port.command_with("more", CommandFlags { nosuspend: true, force: false }).unwrap();
+    assert!(!sent);
+    assert_eq!(queue_size(&port), before);
+    // force: notsup on spawn ports, as OTP.
+    assert!(matches!(
+        port.command_with("x", CommandFlags { nosuspend: false, force: true }),
+        Err(beamport::PortError::NotSup)
+    ));
+    // A plain command suspends its caller until the queue drains below the low limit.
+    let (tx, rx) = mpsc::channel();
+    let p2 = port.clone();
+    let t = std::thread::spawn(move || {
+        p2.command("last").unwrap();
+        tx.send(()).unwrap();
+    });
+    assert!(rx.recv_timeout(Duration::from_millis(200)).is_err(), "the sender must wait while the port is busy");
+    port.signal(libc::SIGCONT).unwrap();
+    rx.recv_timeout(DEADLINE).expect("the sender resumes once the queue drains");
+    t.join().unwrap();
+    port.close_input().unwrap();
+    let m = me.receive_timeout(DEADLINE).unwrap().expect("exit status");
+    assert!(matches!(m, Message::Port(_, PortMsg::ExitStatus(s)) if s.success()), "{m:?}");
+}
+
+#[test]
+fn busy_limits_disabled_never_suspends() {
+    let port = Port::open(Name::spawn("cat > /dev/null"), [Opt::BusyLimitsPort(None)]).unwrap();
+    port.signal(libc::SIGSTOP).unwrap();
+    let chunk = vec![b'y'; 65536];
+    for _ in 0..64 {
+        assert!(port.command_with(chunk.clone(), CommandFlags { nosuspend: true, force: false }).unwrap());
+    }
+    assert!(queue_size(&port) > 1_000_000);
+    port.signal(libc::SIGCONT).unwrap();
+    port.close().unwrap();
+}
+
+#[test]
+fn accepted_commands_arrive_complete_and_in_order_under_backpressure() {
+    let me = process::current();
+    let port = Port::open(Name::spawn("cat"), [Opt::Binary, Opt::ReadWindow(Some(32 * 1024))]).unwrap();
+    let writer = {
+        let port = port.clone();
+        std::thread::spawn(move || {
+            for i in 0..20_000u32 {
+                port.command(format!("{i:08}\n")).unwrap();
+            }
+        })
+    };
+    let mut got = Vec::new();
+    while got.len() < 20_000 * 9 {
+        let m = me.receive_timeout(DEADLINE).unwrap().expect("data");
+        got.extend_from_slice(m.data().expect("data message").bytes());
+    }
+    writer.join().unwrap();
+    let expected: Vec<u8> = (0..20_000u32).flat_map(|i| format!("{i:08}\n").into_bytes()).collect();
+    assert_eq!(got, expected);
+    port.close().unwrap();
+}
+
+#[test]
+fn read_window_stops_reading_until_the_owner_takes_data() {
+    let me = process::current();
+    let window = 64 * 1024;
+    let total = 8 * 1024 * 1024;
+    let port = Port::open(
+        Name::spawn(format!("head -c {total} /dev/zero")),
+        [Opt::Binary, Opt::ExitStatus, Opt::ReadWindow(Some(window))],
+    )
+    .unwrap();
+    // The port reads until the window is full, then stops: the mailbox holds about one
+    // window, the child is blocked on a full socket, and the port's input counter stalls.
+    let input = || match port.info_item(Item::Input) {
+        Some(ItemValue::Int(n)) => n,
+        other => panic!("{other:?}"),
+    };
+    wait_until("the window to fill", || input() >= window as u64);
+    let mut last = input();
+    let mut stable = 0;
+    wait_until("reading to stop", || {
+        let now = input();
+        stable = if now == last { stable + 1 } else { 0 };
+        last = now;
+        stable >= 50
+    });
+    assert!(last < total as u64, "reading stopped before the end ({last} of {total})");
+    assert!(last <= (window + 1024 * 1024) as u64, "at most a window plus one read: {last}");
+    // Taking the data resumes reading; every byte arrives, then the exit status.
+    let mut n = 0;
+    loop {
+        match me.receive_timeout(DEADLINE).unwrap().expect("message") {
+            Message::Port(_, PortMsg::Data(d)) => n += d.bytes().len(),
+            Message::Port(_, PortMsg::ExitStatus(s)) => {
+                assert!(s.success());
+                break;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(n, total);
+}
+
+#[test]
+fn unbounded_read_window_reads_everything_eagerly() {
+    let me = process::current();
+    let total = 4 * 1024 * 1024;
+    let port = Port::open(
+        Name::spawn(format!("head -c {total} /dev/zero")),
+        [Opt::Binary, Opt::ExitStatus, Opt::ReadWindow(None)],
+    )
+    .unwrap();
+    // Without a window the port reads to EOF although nobody takes the data (OTP's way).
+    let m = me
+        .receive_match(|m| matches!(m, Message::Port(_, PortMsg::ExitStatus(_))), Some(DEADLINE))
+        .unwrap()
+        .expect("exit status without taking any data");
+    assert!(m.port() == Some(&port));
+    let n: usize = me.flush().unwrap().iter().filter_map(|m| m.data()).map(|d| d.bytes().len()).sum();
+    assert_eq!(n, total);
+}
