@@ -7,6 +7,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, SyncSender};
 use std::sync::{Mutex, OnceLock};
@@ -37,6 +38,7 @@ pub(crate) struct Engine {
     pending: Mutex<HashMap<u64, (Port, Reply)>>,
     pids: Mutex<HashMap<i32, Port>>,
     launcher_gone: AtomicBool,
+    cgroup: Option<PathBuf>,
     /// How the launcher was started.
     pub(crate) launcher: LauncherInfo,
 }
@@ -57,10 +59,47 @@ pub(crate) fn get() -> io::Result<&'static Engine> {
     ENGINE.get_or_init(|| start().map_err(|e| e.to_string())).as_ref().map_err(|e| io::Error::other(e.clone()))
 }
 
-/// Whether namespaces may be tried (the `BEAMPORT_NO_NAMESPACE` variable turns them off,
-/// to test the weaker tiers).
-fn namespaces_allowed() -> bool {
-    std::env::var_os("BEAMPORT_NO_NAMESPACE").is_none()
+/// Starts the launcher with the strongest isolation the machine allows: a PID namespace,
+/// else a cgroup v2 group with `cgroup.kill`, else a plain child. The variables
+/// `BEAMPORT_NO_NAMESPACE` and `BEAMPORT_NO_CGROUP` turn tiers off, to test the weaker ones.
+fn start_launcher(sock: &OwnedFd) -> io::Result<(sys::start::Started, Option<PathBuf>)> {
+    use sys::start::{start_launcher, Isolation};
+    let mut refused: Vec<(Isolation, io::Error)> = Vec::new();
+    let off = |tier, var: &str| (tier, io::Error::other(format!("turned off by {var}")));
+    if std::env::var_os("BEAMPORT_NO_NAMESPACE").is_none() {
+        match start_launcher(sock, &[Isolation::PidNamespace, Isolation::UserPidNamespace], &[]) {
+            Ok(s) => return Ok((s, None)),
+            Err(r) => refused.extend(r),
+        }
+    } else {
+        refused.push(off(Isolation::PidNamespace, "BEAMPORT_NO_NAMESPACE"));
+    }
+    if std::env::var_os("BEAMPORT_NO_CGROUP").is_none() {
+        match sys::cgroup::create() {
+            Ok(dir) => match start_launcher(sock, &[Isolation::Cgroup], &[(sys::cgroup::CGROUP_ENV, dir.as_os_str())]) {
+                Ok(mut s) => {
+                    refused.append(&mut s.refused);
+                    s.refused = refused;
+                    return Ok((s, Some(dir)));
+                }
+                Err(r) => {
+                    let _ = std::fs::remove_dir(&dir);
+                    refused.extend(r);
+                }
+            },
+            Err(e) => refused.push((Isolation::Cgroup, e)),
+        }
+    } else {
+        refused.push(off(Isolation::Cgroup, "BEAMPORT_NO_CGROUP"));
+    }
+    match start_launcher(sock, &[Isolation::Plain], &[]) {
+        Ok(mut s) => {
+            refused.append(&mut s.refused);
+            s.refused = refused;
+            Ok((s, None))
+        }
+        Err(mut r) => Err(r.pop().map(|(_, e)| e).unwrap_or_else(|| io::Error::other("no tier could start"))),
+    }
 }
 
 fn start() -> io::Result<Engine> {
@@ -73,7 +112,7 @@ fn start() -> io::Result<Engine> {
     // The launcher's death signal fires when the thread that started it ends, so the
     // reactor thread, which lives as long as the host, starts it.
     std::thread::Builder::new().name("beamport-io".into()).spawn(move || {
-        let started = sys::start::start_launcher(&launcher_end, namespaces_allowed());
+        let started = start_launcher(&launcher_end);
         drop(launcher_end);
         let ok = started.is_ok();
         let _ = tx.send(started);
@@ -81,7 +120,7 @@ fn start() -> io::Result<Engine> {
             reactor(poll);
         }
     })?;
-    let started = rx.recv().map_err(|_| io::Error::other("reactor thread died"))??;
+    let (started, cgroup) = rx.recv().map_err(|_| io::Error::other("reactor thread died"))??;
     registry.register(&mut SourceFd(&host.as_raw_fd()), LAUNCHER, Interest::READABLE)?;
     let (out_tx, out_rx) = mpsc::channel::<Request>();
     let engine = Engine {
@@ -95,6 +134,7 @@ fn start() -> io::Result<Engine> {
         pending: Mutex::new(HashMap::new()),
         pids: Mutex::new(HashMap::new()),
         launcher_gone: AtomicBool::new(false),
+        cgroup,
         launcher: LauncherInfo {
             pid: started.pid,
             isolation: started.isolation,
@@ -206,6 +246,11 @@ impl Engine {
 
     fn on_launcher_gone(&self) {
         self.launcher_gone.store(true, Ordering::Release);
+        // The launcher died before the host: in the cgroup tier its descendants, escapees
+        // included, are still in the group; end them all.
+        if let Some(dir) = &self.cgroup {
+            sys::cgroup::kill_and_remove(dir);
+        }
         for (_, (_, tx)) in self.pending.lock().expect("pending").drain() {
             let _ = tx.send(Err(io::Error::from_raw_os_error(libc::EPIPE)));
         }

@@ -64,6 +64,7 @@ pub mod doctor {
         match i {
             PidNamespace => "pid-namespace",
             UserPidNamespace => "user+pid-namespace",
+            Cgroup => "cgroup-v2 (cgroup.kill)",
             Plain => "process-groups+subreaper+pdeathsig",
         }
     }
@@ -82,6 +83,9 @@ pub mod doctor {
         let e = crate::engine::get()?;
         let l = &e.launcher;
         let guarantee = match l.isolation {
+            crate::sys::start::Isolation::Cgroup => {
+                "every process started through a port, escapees included, is in one cgroup: the launcher kills it when the host dies, the host kills it when the launcher dies; if both die by SIGKILL at once, only the launcher's direct children die (PDEATHSIG)"
+            }
             crate::sys::start::Isolation::Plain => {
                 "children end when the host dies (launcher ladder) or when the launcher dies (PDEATHSIG, direct children only); escapees are found through the subreaper while the launcher lives"
             }

@@ -25,6 +25,7 @@ struct Ladder {
 struct Launcher {
     sock: OwnedFd,
     in_namespace: bool,
+    cgroup: Option<std::path::PathBuf>,
     children: HashMap<i32, ()>,
     ladders: HashMap<i32, Ladder>,
     buf: Vec<u8>,
@@ -34,6 +35,13 @@ struct Launcher {
 /// Runs the launcher on its control socket until the host is gone; returns the exit code.
 pub(crate) fn run(sock: OwnedFd) -> i32 {
     let in_namespace = rustix::process::getpid().as_raw_nonzero().get() == 1;
+    let cgroup = std::env::var_os(sys::cgroup::CGROUP_ENV).map(std::path::PathBuf::from);
+    std::env::remove_var(sys::cgroup::CGROUP_ENV);
+    if let Some(dir) = &cgroup {
+        if let Err(e) = sys::cgroup::join(dir) {
+            eprintln!("beamport launcher: cannot join {}: {e}", dir.display());
+        }
+    }
     let _ = sys::signal::become_subreaper();
     let sigfd = match sys::signal::signal_fd(&[
         sys::signal::SIGCHLD,
@@ -50,6 +58,7 @@ pub(crate) fn run(sock: OwnedFd) -> i32 {
     let mut l = Launcher {
         sock,
         in_namespace,
+        cgroup,
         children: HashMap::new(),
         ladders: HashMap::new(),
         buf: Vec::new(),
@@ -212,12 +221,19 @@ impl Launcher {
         while Instant::now() < deadline {
             let _ = sys::signal::read_signals(sigfd);
             if !self.has_descendants() {
-                return;
+                break;
             }
             std::thread::sleep(Duration::from_millis(5));
         }
         self.signal_all(sys::signal::SIGKILL);
         while sys::signal::reap_any().is_some() {}
+        if let Some(dir) = &self.cgroup {
+            // Out of the group first, then one write ends every member, escapees included.
+            if let Some(parent) = dir.parent() {
+                let _ = sys::cgroup::join(parent);
+            }
+            sys::cgroup::kill_and_remove(dir);
+        }
     }
 
     fn has_descendants(&self) -> bool {

@@ -12,11 +12,19 @@
 //! - [`signal`]: a pollable signal descriptor for `SIGCHLD` and termination signals, `kill`,
 //!   `killpg`, and reaping.
 //! - [`entry`]: the hook that turns a re-executed host binary into the launcher before `main`.
+//! - [`cgroup`]: a cgroup v2 group with `cgroup.kill`, the tier below PID namespaces.
+//! - [`msg`]: Unix-socket messages carrying fds, and pid translation between namespaces.
 //! - [`stdio`]: adopting fds 3 and 4 for port programs (`nouse_stdio`).
 //!
-//! Linux is the first platform; other Unix systems compile the same files where the calls exist.
+//! Linux is the first (and, for now, only) platform: PID namespaces, `signalfd`, `pidfd`,
+//! `close_range` and cgroups have no portable equivalent, and a port that could orphan its
+//! children would break beamport's promise. Other systems get a clear compile error.
 #![allow(unsafe_code)]
 
+#[cfg(not(target_os = "linux"))]
+compile_error!("beamport supports Linux only for now: its no-orphan launcher needs PID namespaces or cgroups");
+
+pub(crate) mod cgroup;
 pub(crate) mod child;
 pub(crate) mod entry;
 pub(crate) mod fd;

@@ -13,6 +13,8 @@ pub(crate) enum Isolation {
     PidNamespace,
     /// PID 1 of a new PID namespace inside a new user namespace.
     UserPidNamespace,
+    /// An ordinary child process inside a cgroup v2 group with `cgroup.kill`.
+    Cgroup,
     /// An ordinary child process.
     Plain,
 }
@@ -39,7 +41,7 @@ struct Prepared {
     gid_map: CString,
 }
 
-fn prepare(sock: &OwnedFd) -> io::Result<Prepared> {
+fn prepare(sock: &OwnedFd, extra_env: &[(&str, &std::ffi::OsStr)]) -> io::Result<Prepared> {
     let exe: OwnedFd = rustix::fs::open(
         "/proc/self/exe",
         rustix::fs::OFlags::PATH | rustix::fs::OFlags::CLOEXEC,
@@ -56,6 +58,12 @@ fn prepare(sock: &OwnedFd) -> io::Result<Prepared> {
         })
         .collect();
     envp.push(CString::new(format!("{LAUNCHER_ENV}={}", sock.as_raw_fd())).expect("no NUL"));
+    for (k, v) in extra_env {
+        use std::os::unix::ffi::OsStrExt;
+        let mut kv = format!("{k}=").into_bytes();
+        kv.extend_from_slice(v.as_bytes());
+        envp.push(CString::new(kv).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?);
+    }
     // SAFETY: getuid/getgid cannot fail and have no preconditions.
     let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
     Ok(Prepared {
@@ -68,26 +76,29 @@ fn prepare(sock: &OwnedFd) -> io::Result<Prepared> {
     })
 }
 
-/// Starts the launcher with `sock` as its control socket (inherited across exec).
-/// Must be called from a thread that lives as long as the host: the launcher's death signal
-/// fires when that thread ends.
-pub(crate) fn start_launcher(sock: &OwnedFd, allow_namespaces: bool) -> io::Result<Started> {
-    let p = prepare(sock)?;
+/// Starts the launcher with `sock` as its control socket (inherited across exec), trying each
+/// isolation of `tiers` in turn (`Cgroup` and `Plain` are both ordinary children here; the
+/// caller passes the cgroup through `extra_env`). Must be called from a thread that lives as
+/// long as the host: the launcher's death signal fires when that thread ends.
+pub(crate) fn start_launcher(
+    sock: &OwnedFd,
+    tiers: &[Isolation],
+    extra_env: &[(&str, &std::ffi::OsStr)],
+) -> Result<Started, Vec<(Isolation, io::Error)>> {
+    let p = prepare(sock, extra_env).map_err(|e| vec![(Isolation::Plain, e)])?;
     let mut refused = Vec::new();
-    let mut tiers = Vec::new();
-    if allow_namespaces {
-        tiers.push((Isolation::PidNamespace, libc::CLONE_NEWPID));
-        tiers.push((Isolation::UserPidNamespace, libc::CLONE_NEWPID | libc::CLONE_NEWUSER));
-    }
-    tiers.push((Isolation::Plain, 0));
-    for (isolation, flags) in tiers {
+    for &isolation in tiers {
+        let flags = match isolation {
+            Isolation::PidNamespace => libc::CLONE_NEWPID,
+            Isolation::UserPidNamespace => libc::CLONE_NEWPID | libc::CLONE_NEWUSER,
+            Isolation::Cgroup | Isolation::Plain => 0,
+        };
         match clone_exec(&p, flags, isolation == Isolation::UserPidNamespace) {
             Ok(pid) => return Ok(Started { pid, isolation, refused }),
             Err(e) => refused.push((isolation, e)),
         }
     }
-    let (_, e) = refused.pop().expect("at least one tier was tried");
-    Err(e)
+    Err(refused)
 }
 
 fn write_file(path: &[u8], data: &CString) -> bool {
@@ -131,6 +142,14 @@ fn clone_exec(p: &Prepared, ns_flags: libc::c_int, map_ids: bool) -> io::Result<
         {
             libc::_exit(126);
         }
+        // The death signal and the other "host is gone" signals stay blocked across exec,
+        // so they wait for the launcher's signalfd instead of killing it before it is ready.
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGCHLD] {
+            libc::sigaddset(&mut set, sig);
+        }
+        libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM as libc::c_ulong, 0, 0, 0);
         libc::fcntl(p.sock, libc::F_SETFD, 0);
         libc::syscall(
