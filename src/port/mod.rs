@@ -333,6 +333,11 @@ impl fmt::Debug for Port {
     }
 }
 
+/// Bytes asked of each `read`: one message in stream mode.
+const READ_SIZE: usize = 256 * 1024;
+/// `SO_SNDBUF`/`SO_RCVBUF` of both ends of a port's socket.
+const SOCKET_BUFFER: usize = 1 << 20;
+
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 static PORTS: LazyLock<RwLock<HashMap<u64, Port>>> = LazyLock::new(Default::default);
 
@@ -465,6 +470,10 @@ impl Port {
         let engine = engine::get().map_err(OpenError::system)?;
         let (host, child) = sys::fd::stream_pair().map_err(OpenError::system)?;
         sys::fd::set_nonblocking(host.as_fd(), true).map_err(OpenError::system)?;
+        // Bigger socket buffers mean fewer wake-ups on bulk transfers; the kernel allocates
+        // them only as data is queued, so idle ports cost nothing more.
+        sys::fd::set_buffer_sizes(host.as_fd(), SOCKET_BUFFER);
+        sys::fd::set_buffer_sizes(child.as_fd(), SOCKET_BUFFER);
         let port = Port(Arc::new(Inner {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             name: label.into(),
@@ -827,7 +836,7 @@ impl Port {
                 return After::default();
             }
             let Some(fd) = st.fd.as_ref() else { return After::default() };
-            let want = st.decoder.wanted().unwrap_or(0).clamp(65536, 1 << 20);
+            let want = st.decoder.wanted().unwrap_or(0).clamp(READ_SIZE, 1 << 20);
             let own = !st.rbuf.is_empty();
             let buf = if own { &mut st.rbuf } else { &mut *shared };
             buf.reserve(want);
