@@ -348,6 +348,8 @@ static PORTS: LazyLock<RwLock<HashMap<u64, Port>>> = LazyLock::new(Default::defa
 struct After {
     signals: Vec<(Pid, Reason, bool)>,
     downs: Vec<(Ref, Pid, Reason)>,
+    /// `{port, :closed}` for this pid: sent after the exit signals, OTP's order (E3, E12).
+    closed: Option<Pid>,
 }
 
 impl After {
@@ -357,6 +359,9 @@ impl After {
         }
         for (r, pid, reason) in self.downs {
             process::deliver(pid, Message::Down(r, Id::Port(port.clone()), reason));
+        }
+        if let Some(to) = self.closed {
+            process::deliver(to, Message::Port(port.clone(), PortMsg::Closed));
         }
     }
 }
@@ -368,14 +373,9 @@ pub(crate) fn lookup(id: u64) -> Option<Port> {
 /// Ports owned by a process that just ended close, with its reason, even if it had
 /// unlinked itself (OTP would leak them, E23).
 pub(crate) fn owner_gone(pid: Pid, reason: &Reason) {
-    let owned: Vec<Port> = PORTS
-        .read()
-        .expect("port table")
-        .values()
-        .filter(|p| p.lock().owner == pid)
-        .cloned()
-        .collect();
-    for p in owned {
+    // Lock order is a port's state, then PORTS (`finish`): never lock a port under PORTS.
+    let all: Vec<Port> = PORTS.read().expect("port table").values().cloned().collect();
+    for p in all {
         let after = {
             let mut st = p.lock();
             if st.owner == pid && st.phase == Phase::Open {
@@ -389,7 +389,8 @@ pub(crate) fn owner_gone(pid: Pid, reason: &Reason) {
 }
 
 pub(crate) fn demonitor_all(r: Ref) {
-    for p in PORTS.read().expect("port table").values() {
+    let all: Vec<Port> = PORTS.read().expect("port table").values().cloned().collect();
+    for p in all {
         p.lock().monitors.retain(|(x, _)| *x != r);
     }
 }
@@ -956,6 +957,7 @@ impl Port {
             st.queued = 0;
         }
         if st.queue.is_empty() {
+            after.closed = st.reply_closed.take();
             self.finish(st);
         }
         self.0.cv.notify_all();
