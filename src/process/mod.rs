@@ -79,6 +79,9 @@ struct State {
     links: Vec<Id>,
     monitored_by: Vec<(Ref, Pid)>,
     wakers: Vec<Waker>,
+    /// Threads blocked in a receive: a delivery wakes the condvar only when some wait,
+    /// which saves a futex call per message on busy mailboxes.
+    waiting: u32,
 }
 
 static NEXT_PID: AtomicU64 = AtomicU64::new(80);
@@ -214,16 +217,19 @@ impl Process {
                 m.taken();
                 return Ok(Some(m));
             }
+            st.waiting += 1;
             st = match deadline {
                 None => self.inner.cv.wait(st).expect("mailbox"),
                 Some(d) => {
                     let now = Instant::now();
                     if now >= d {
+                        st.waiting -= 1;
                         return Ok(None);
                     }
                     self.inner.cv.wait_timeout(st, d - now).expect("mailbox").0
                 }
             };
+            st.waiting -= 1;
         }
     }
 
@@ -287,8 +293,11 @@ pub(crate) fn deliver(pid: Pid, msg: Message) -> bool {
     }
     st.queue.push_back(msg);
     let wakers = std::mem::take(&mut st.wakers);
+    let waiting = st.waiting > 0;
     drop(st);
-    p.cv.notify_all();
+    if waiting {
+        p.cv.notify_all();
+    }
     wakers.into_iter().for_each(Waker::wake);
     true
 }
