@@ -121,6 +121,7 @@ fn start() -> io::Result<Engine> {
         }
     })?;
     let (started, cgroup) = rx.recv().map_err(|_| io::Error::other("reactor thread died"))??;
+    sys::msg::pass_credentials(host.as_fd())?;
     registry.register(&mut SourceFd(&host.as_raw_fd()), LAUNCHER, Interest::READABLE)?;
     let (out_tx, out_rx) = mpsc::channel::<Request>();
     let engine = Engine {
@@ -224,9 +225,12 @@ impl Engine {
         self.pids.lock().expect("pids").remove(&pid);
     }
 
-    fn on_launcher_event(&self, ev: Event) {
+    fn on_launcher_event(&self, ev: Event, sender: Option<i32>) {
         match ev {
             Event::Spawned { req, pid, host_pid, errno } => {
+                // A reply sent with the child's credentials arrives with the child's pid as
+                // this process sees it; otherwise (no namespace) the pids are the same.
+                let host_pid = sender.filter(|&p| p != self.launcher.pid).unwrap_or(host_pid);
                 let Some((port, tx)) = self.pending.lock().expect("pending").remove(&req) else { return };
                 if errno == 0 {
                     self.pids.lock().expect("pids").insert(pid, port);
@@ -292,16 +296,18 @@ fn reactor(mut poll: Poll) {
                 }
                 LAUNCHER => loop {
                     match sys::msg::recv_some(engine.sock.as_fd(), &mut lbuf, &mut lfds, true) {
-                        Ok(0) => {
+                        Ok((0, _)) => {
                             let _ = engine.registry.deregister(&mut SourceFd(&engine.sock.as_raw_fd()));
                             engine.on_launcher_gone();
                             break;
                         }
-                        Ok(_) => {
+                        Ok((_, sender)) => {
                             lfds.clear();
+                            // Replies with other credentials are never merged into one read,
+                            // and a record split across reads keeps the credentials it began with.
                             for body in crate::launcher::proto::split_records(&mut lbuf) {
                                 if let Some(ev) = Event::decode(&body) {
-                                    engine.on_launcher_event(ev);
+                                    engine.on_launcher_event(ev, sender);
                                 }
                             }
                         }

@@ -106,7 +106,7 @@ impl Launcher {
     /// Reads and handles requests; false when the host closed the socket.
     fn read_requests(&mut self) -> bool {
         match sys::msg::recv_some(self.sock.as_fd(), &mut self.buf, &mut self.fds, true) {
-            Ok(0) => return false,
+            Ok((0, _)) => return false,
             Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return true,
             Err(_) => return false,
@@ -124,22 +124,21 @@ impl Launcher {
         match req {
             Request::Spawn { req, flags: f, program, argv, envp, cwd, cd } => {
                 let io = self.fds.pop_front();
-                let (pid, host_pid, errno) = match io {
-                    None => (-1, -1, libc::EBADF),
+                let (pid, errno) = match io {
+                    None => (-1, libc::EBADF),
                     Some(io) => match self.spawn(f, &program, &argv, &envp, &cwd, &cd, io) {
                         Ok(pid) => {
                             self.children.insert(pid, ());
-                            let host_pid = if self.in_namespace {
-                                sys::msg::procfs_pid(pid).unwrap_or(pid)
-                            } else {
-                                pid
-                            };
-                            (pid, host_pid, 0)
+                            (pid, 0)
                         }
-                        Err(e) => (-1, -1, e.raw_os_error().unwrap_or(libc::EIO)),
+                        Err(e) => (-1, e.raw_os_error().unwrap_or(libc::EIO)),
                     },
                 };
-                self.reply(Event::Spawned { req, pid, host_pid, errno });
+                // Inside a PID namespace the reply carries the child's credentials, which the
+                // kernel translates into the pid the host sees.
+                let creds = (self.in_namespace && errno == 0).then_some(pid);
+                let ev = Event::Spawned { req, pid, host_pid: pid, errno };
+                let _ = sys::msg::send_all_as(self.sock.as_fd(), &ev.encode(), None, creds);
             }
             Request::Signal { pid, sig, group } => {
                 if self.children.contains_key(&pid) || self.ladders.contains_key(&pid) {

@@ -1,7 +1,7 @@
 //! File descriptors: socket pairs, non-blocking mode, limits, vectored writes.
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::path::Path;
 
 use rustix::net::{AddressFamily, SocketFlags, SocketType};
@@ -66,10 +66,6 @@ pub(crate) fn read_into(fd: BorrowedFd<'_>, buf: &mut bytes::BytesMut) -> io::Re
     Ok(n)
 }
 
-/// Raw number of an fd, for tracing only.
-pub(crate) fn raw(fd: &impl AsFd) -> i32 {
-    fd.as_fd().as_raw_fd()
-}
 
 /// `sendmsg(fd, bufs, MSG_NOSIGNAL)`: a vectored write that reports `EPIPE` instead of
 /// raising `SIGPIPE`, whatever the host's signal setup.

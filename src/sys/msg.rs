@@ -13,12 +13,35 @@ use rustix::net::{
 
 /// Sends all of `bytes` on a blocking stream socket, with `fd` attached to the first byte.
 pub(crate) fn send_all(sock: BorrowedFd<'_>, bytes: &[u8], fd: Option<BorrowedFd<'_>>) -> io::Result<()> {
+    send_all_as(sock, bytes, fd, None)
+}
+
+/// Like [`send_all`], and with `as_pid` the message carries `SCM_CREDENTIALS` naming that
+/// process: the kernel translates the pid into the receiver's PID namespace, so a launcher
+/// inside its own namespace tells the host the pid the host sees at no cost. Naming another
+/// process needs `CAP_SYS_ADMIN` in the user namespace that owns the sender's PID namespace,
+/// which a namespace's PID 1 started by the host has.
+pub(crate) fn send_all_as(
+    sock: BorrowedFd<'_>,
+    bytes: &[u8],
+    fd: Option<BorrowedFd<'_>>,
+    as_pid: Option<i32>,
+) -> io::Result<()> {
     let mut sent = 0;
-    if let Some(fd) = fd {
-        let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    if fd.is_some() || as_pid.is_some() {
+        let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1), ScmCredentials(1))];
         let mut anc = SendAncillaryBuffer::new(&mut space);
-        let fds = [fd];
-        anc.push(SendAncillaryMessage::ScmRights(&fds));
+        let fds: Vec<BorrowedFd<'_>> = fd.into_iter().collect();
+        if !fds.is_empty() {
+            anc.push(SendAncillaryMessage::ScmRights(&fds));
+        }
+        if let Some(pid) = as_pid.and_then(rustix::process::Pid::from_raw) {
+            anc.push(SendAncillaryMessage::ScmCredentials(rustix::net::UCred {
+                pid,
+                uid: rustix::process::getuid(),
+                gid: rustix::process::getgid(),
+            }));
+        }
         sent = loop {
             match sendmsg(sock, &[IoSlice::new(bytes)], &mut anc, SendFlags::NOSIGNAL) {
                 Ok(n) => break n,
@@ -38,15 +61,17 @@ pub(crate) fn send_all(sock: BorrowedFd<'_>, bytes: &[u8], fd: Option<BorrowedFd
 }
 
 /// Receives what is available (without blocking when `dontwait`), appending bytes to `buf`
-/// and received fds to `fds`. Returns the number of bytes read; 0 means EOF.
+/// and received fds to `fds`. Returns the number of bytes read (0 means EOF) and, on a socket
+/// with `SO_PASSCRED`, the sender's pid as the receiver sees it. Linux never returns bytes
+/// sent with different credentials in one call.
 pub(crate) fn recv_some(
     sock: BorrowedFd<'_>,
     buf: &mut Vec<u8>,
     fds: &mut VecDeque<OwnedFd>,
     dontwait: bool,
-) -> io::Result<usize> {
+) -> io::Result<(usize, Option<i32>)> {
     let mut chunk = [0u8; 65536];
-    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(8))];
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(8), ScmCredentials(1))];
     let mut anc = RecvAncillaryBuffer::new(&mut space);
     let mut flags = RecvFlags::CMSG_CLOEXEC;
     if dontwait {
@@ -59,24 +84,23 @@ pub(crate) fn recv_some(
             Err(e) => return Err(e.into()),
         }
     };
+    let mut pid = None;
     for m in anc.drain() {
-        if let RecvAncillaryMessage::ScmRights(r) = m {
-            fds.extend(r);
+        match m {
+            RecvAncillaryMessage::ScmRights(r) => fds.extend(r),
+            RecvAncillaryMessage::ScmCredentials(c) => pid = Some(c.pid.as_raw_nonzero().get()),
+            _ => {}
         }
     }
     buf.extend_from_slice(&chunk[..n]);
-    Ok(n)
+    Ok((n, pid))
 }
 
-/// The pid of process `pid` (as this process sees it) in the PID namespace of the mounted
-/// `/proc`, read from a pidfd's fdinfo. A launcher inside its own PID namespace uses this to
-/// tell the host the pid the host sees.
-pub(crate) fn procfs_pid(pid: i32) -> io::Result<i32> {
-    let p = rustix::process::Pid::from_raw(pid).ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
-    let fd = rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty())?;
-    let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", super::fd::raw(&fd)))?;
-    info.lines()
-        .find_map(|l| l.strip_prefix("Pid:").and_then(|v| v.trim().parse().ok()))
-        .ok_or_else(|| io::Error::other("no Pid in pidfd fdinfo"))
+/// Asks the kernel to attach the sender's credentials to every message `sock` receives.
+pub(crate) fn pass_credentials(sock: BorrowedFd<'_>) -> io::Result<()> {
+    rustix::net::sockopt::set_socket_passcred(sock, true)?;
+    Ok(())
 }
+
+
 
