@@ -388,13 +388,6 @@ pub(crate) fn owner_gone(pid: Pid, reason: &Reason) {
     }
 }
 
-pub(crate) fn demonitor_all(r: Ref) {
-    let all: Vec<Port> = PORTS.read().expect("port table").values().cloned().collect();
-    for p in all {
-        p.lock().monitors.retain(|(x, _)| *x != r);
-    }
-}
-
 fn frame_to_data(frame: Frame, list: bool) -> Data {
     match frame {
         Frame::Data(bytes) => Data { bytes, line: None, list },
@@ -959,6 +952,9 @@ impl Port {
         if st.queue.is_empty() {
             after.closed = st.reply_closed.take();
             self.finish(st);
+        } else if let Some(fd) = st.fd.as_ref() {
+            // Input stops now (E24): the program's writes fail instead of blocking the flush.
+            let _ = sys::fd::shutdown_read(fd.as_fd());
         }
         self.0.cv.notify_all();
         st.busy_wakers.drain(..).for_each(std::task::Waker::wake);
@@ -1166,6 +1162,10 @@ impl Port {
 
     pub(crate) fn remove_link(&self, pid: Pid) {
         self.lock().links.retain(|p| *p != pid);
+    }
+
+    pub(crate) fn remove_monitor(&self, r: Ref) {
+        self.lock().monitors.retain(|(x, _)| *x != r);
     }
 
     pub(crate) fn add_monitor(&self, r: Ref, pid: Pid) -> bool {

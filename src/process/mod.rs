@@ -56,7 +56,7 @@ impl Pid {
     /// assert!(me.pid().is_alive());
     /// ```
     pub fn is_alive(&self) -> bool {
-        lookup(*self).is_some()
+        lookup(*self).is_some_and(|p| p.state.lock().expect("mailbox").exit.is_none())
     }
 }
 
@@ -78,6 +78,8 @@ struct State {
     trap_exit: bool,
     links: Vec<Id>,
     monitored_by: Vec<(Ref, Pid)>,
+    /// Monitors this process holds, removed from their targets when it ends.
+    monitors: Vec<(Ref, Id)>,
     wakers: Vec<Waker>,
     /// Threads blocked in a receive: a delivery wakes the condvar only when some wait,
     /// which saves a futex call per message on busy mailboxes.
@@ -291,6 +293,9 @@ pub(crate) fn deliver(pid: Pid, msg: Message) -> bool {
         msg.taken();
         return false;
     }
+    if let Message::Down(r, _, _) = &msg {
+        st.monitors.retain(|(x, _)| x != r);
+    }
     st.queue.push_back(msg);
     let wakers = std::mem::take(&mut st.wakers);
     let waiting = st.waiting > 0;
@@ -449,6 +454,10 @@ pub fn monitor(item: impl Into<Id>) -> Ref {
     let me = current().pid();
     let r = new_ref();
     let item = item.into();
+    // Recorded first: a `Down` delivered from now on removes it again.
+    if let Some(p) = lookup(me) {
+        p.state.lock().expect("mailbox").monitors.push((r, item.clone()));
+    }
     let ok = match &item {
         Id::Pid(p) => add_monitor(*p, r, me),
         Id::Port(port) => port.add_monitor(r, me),
@@ -461,10 +470,26 @@ pub fn monitor(item: impl Into<Id>) -> Ref {
 
 /// Removes a monitor; a `Down` already delivered stays in the mailbox (as `demonitor/1`).
 pub fn demonitor(r: Ref) {
-    for p in TABLE.read().expect("process table").values() {
-        p.state.lock().expect("mailbox").monitored_by.retain(|(x, _)| *x != r);
+    let held = lookup(current().pid()).and_then(|p| {
+        let mut st = p.state.lock().expect("mailbox");
+        let i = st.monitors.iter().position(|(x, _)| *x == r)?;
+        Some(st.monitors.remove(i).1)
+    });
+    if let Some(item) = held {
+        forget_monitor(r, &item);
     }
-    crate::port::demonitor_all(r);
+}
+
+/// Removes monitor `r` from the item it watches.
+fn forget_monitor(r: Ref, item: &Id) {
+    match item {
+        Id::Pid(p) => {
+            if let Some(p) = lookup(*p) {
+                p.state.lock().expect("mailbox").monitored_by.retain(|(x, _)| *x != r);
+            }
+        }
+        Id::Port(port) => port.remove_monitor(r),
+    }
 }
 
 /// Sends an exit signal to a process or a port (Erlang's `exit/2`).
@@ -526,6 +551,7 @@ fn terminate(p: &Arc<Inner>, reason: Reason) {
     let queue = std::mem::take(&mut st.queue);
     let links = std::mem::take(&mut st.links);
     let monitors = std::mem::take(&mut st.monitored_by);
+    let held = std::mem::take(&mut st.monitors);
     let wakers = std::mem::take(&mut st.wakers);
     drop(st);
     p.cv.notify_all();
@@ -533,17 +559,23 @@ fn terminate(p: &Arc<Inner>, reason: Reason) {
     queue.iter().for_each(Message::taken);
     TABLE.write().expect("process table").remove(&p.pid);
     let me = p.pid;
-    let propagated = reason.propagated();
+    // Processes see the reason as it is: a process that ended itself with `:kill` is seen
+    // with `:kill`, an ordinary reason through a link. Ports take `:kill` as
+    // `exit(port, :kill)` and report `:killed` (OTP 25).
+    let for_ports = reason.propagated();
     for l in links {
         match l {
-            Id::Pid(other) => exit_signal(Id::Pid(me), other, propagated.clone(), true),
-            Id::Port(port) => port.exit_signal(me, propagated.clone(), true),
+            Id::Pid(other) => exit_signal(Id::Pid(me), other, reason.clone(), true),
+            Id::Port(port) => port.exit_signal(me, for_ports.clone(), true),
         }
     }
     for (r, watcher) in monitors {
-        deliver(watcher, Message::Down(r, Id::Pid(me), propagated.clone()));
+        deliver(watcher, Message::Down(r, Id::Pid(me), reason.clone()));
     }
-    crate::port::owner_gone(me, &propagated);
+    for (r, item) in held {
+        forget_monitor(r, &item);
+    }
+    crate::port::owner_gone(me, &for_ports);
 }
 
 /// Pids of all live processes.

@@ -50,6 +50,13 @@ pub(crate) fn check_executable(path: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// `shutdown(fd, SHUT_RD)`: the host stops reading; the child's further writes fail with
+/// `EPIPE` instead of blocking once the socket buffer is full (OTP closes its input pipe).
+pub(crate) fn shutdown_read(fd: BorrowedFd<'_>) -> io::Result<()> {
+    rustix::net::shutdown(fd, rustix::net::Shutdown::Read)?;
+    Ok(())
+}
+
 /// `shutdown(fd, SHUT_WR)`: the child reads EOF on its stdin, its output still flows.
 pub(crate) fn shutdown_write(fd: BorrowedFd<'_>) -> io::Result<()> {
     rustix::net::shutdown(fd, rustix::net::Shutdown::Write)?;

@@ -98,7 +98,12 @@ pub fn recv_bytes(me: &Process, port: &Port, len: usize) -> Vec<u8> {
     while got.len() < len {
         got.extend_from_slice(expect_data(recv(me), port).bytes());
     }
-    assert_eq!(got.len(), len, "more data than expected: {:?}", String::from_utf8_lossy(&got));
+    assert_eq!(
+        got.len(),
+        len,
+        "more data than expected: {:?}",
+        String::from_utf8_lossy(&got)
+    );
     got
 }
 
@@ -137,7 +142,11 @@ pub fn wait_until(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
 /// Whether `/proc/<os_pid>` names a live process (zombies count as gone: they have ended).
 pub fn os_pid_alive(os_pid: i32) -> bool {
     match std::fs::read_to_string(format!("/proc/{os_pid}/stat")) {
-        Ok(stat) => stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().next()) != Some("Z"),
+        Ok(stat) => {
+            stat.rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().next())
+                != Some("Z")
+        }
         Err(_) => false,
     }
 }
@@ -170,10 +179,16 @@ pub fn cmdline(os_pid: i32) -> Vec<String> {
 
 /// Direct children of `os_pid`, from `/proc/<os_pid>/task/*/children`.
 pub fn children(os_pid: i32) -> Vec<i32> {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{os_pid}/task")) else { return Vec::new() };
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{os_pid}/task")) else {
+        return Vec::new();
+    };
     let mut out: Vec<i32> = tasks
         .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("children")).ok())
-        .flat_map(|s| s.split_whitespace().filter_map(|p| p.parse().ok()).collect::<Vec<i32>>())
+        .flat_map(|s| {
+            s.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect::<Vec<i32>>()
+        })
         .filter(|&p| os_pid_alive(p))
         .collect();
     out.sort_unstable();
@@ -194,49 +209,80 @@ pub fn descendants(os_pid: i32) -> Vec<i32> {
 
 /// The launcher's pid in this (the host's) PID namespace.
 pub fn launcher_pid() -> i32 {
-    beamport::doctor::report().expect("the launcher starts").launcher_pid
+    beamport::doctor::report()
+        .expect("the launcher starts")
+        .launcher_pid
 }
 
 /// Every live process the launcher started (and their descendants), with its command line.
 pub fn launcher_descendants() -> Vec<(i32, Vec<String>)> {
-    descendants(launcher_pid()).into_iter().map(|p| (p, cmdline(p))).collect()
+    descendants(launcher_pid())
+        .into_iter()
+        .map(|p| (p, cmdline(p)))
+        .collect()
 }
 
 /// Number of fds open in this process.
 pub fn fd_count() -> usize {
     // The directory handle itself is one of the entries, the same on every call.
-    std::fs::read_dir("/proc/self/fd").expect("/proc/self/fd").count()
+    std::fs::read_dir("/proc/self/fd")
+        .expect("/proc/self/fd")
+        .count()
 }
 
-/// A path in the temp dir that no other test uses; the file is removed on drop.
+/// A path in the temp dir that no other test uses; what it names is removed on drop.
 #[derive(Debug)]
-pub struct TempPath(PathBuf);
+pub struct TempPath {
+    path: PathBuf,
+    /// What drop removes: `path` itself, or the fresh directory holding it.
+    root: PathBuf,
+}
+
+fn unique_temp(tag: &str) -> PathBuf {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    std::env::temp_dir().join(format!("beamport-test-{}-{n}-{tag}", std::process::id()))
+}
 
 impl TempPath {
-    /// A fresh, unused path whose name contains `tag`.
+    /// A fresh, unused path whose name contains `tag` (nothing is created).
     pub fn new(tag: &str) -> TempPath {
-        static N: AtomicU64 = AtomicU64::new(0);
-        let n = N.fetch_add(1, Ordering::Relaxed);
-        TempPath(std::env::temp_dir().join(format!("beamport-test-{}-{n}-{tag}", std::process::id())))
+        let path = unique_temp(tag);
+        TempPath {
+            root: path.clone(),
+            path,
+        }
+    }
+
+    /// A path named `tag` inside a fresh directory, removed whole on drop. For files a
+    /// port program writes: if the test fails early, a program that creates the file
+    /// later finds no directory, and leaves nothing behind.
+    pub fn in_dir(tag: &str) -> TempPath {
+        let root = unique_temp(tag);
+        std::fs::create_dir(&root).expect("create a temp dir");
+        TempPath {
+            path: root.join(tag),
+            root,
+        }
     }
 
     /// The path.
     pub fn path(&self) -> &Path {
-        &self.0
+        &self.path
     }
 
     /// The path as a `&str` (temp paths are UTF-8 here).
     pub fn as_str(&self) -> &str {
-        self.0.to_str().expect("UTF-8 temp path")
+        self.path.to_str().expect("UTF-8 temp path")
     }
 }
 
 impl Drop for TempPath {
     fn drop(&mut self) {
-        if self.0.is_dir() {
-            let _ = std::fs::remove_dir_all(&self.0);
+        if self.root.is_dir() {
+            let _ = std::fs::remove_dir_all(&self.root);
         } else {
-            let _ = std::fs::remove_file(&self.0);
+            let _ = std::fs::remove_file(&self.root);
         }
     }
 }
@@ -246,7 +292,8 @@ pub fn script(tag: &str, body: &str) -> TempPath {
     use std::os::unix::fs::PermissionsExt;
     let t = TempPath::new(tag);
     std::fs::write(t.path(), body).expect("write script");
-    std::fs::set_permissions(t.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod script");
+    std::fs::set_permissions(t.path(), std::fs::Permissions::from_mode(0o755))
+        .expect("chmod script");
     t
 }
 
@@ -307,14 +354,21 @@ pub fn spawn_forwarder(trap: bool) -> Pid {
     spawn_forwarder_with(trap, |_| {})
 }
 
-/// Like [`spawn_forwarder`], running `setup` first (on the new process's thread).
+/// Like [`spawn_forwarder`], running `setup` first (on the new process's thread). Returns
+/// once `trap_exit` is set and `setup` has run.
 pub fn spawn_forwarder_with(trap: bool, setup: impl FnOnce(&Process) + Send + 'static) -> Pid {
     let parent = process::current().pid();
-    process::spawn(move |me| {
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let pid = process::spawn(move |me| {
         me.trap_exit(trap);
         setup(&me);
+        let _ = ready_tx.send(());
         forward(&me, parent);
-    })
+    });
+    ready_rx
+        .recv_timeout(DEADLINE)
+        .expect("the forwarder is set up");
+    pid
 }
 
 fn forward(me: &Process, parent: Pid) {
@@ -359,7 +413,10 @@ pub fn spawn_owner(name: Name, opts: Vec<Opt>, trap: bool) -> (Pid, Port) {
         let port = Port::open(name, opts).expect("the owner opens its port");
         process::send(parent, port);
     });
-    let m = recv_match(&me, |m| matches!(m, Message::User(u) if u.downcast_ref::<Port>().is_some()));
+    let m = recv_match(
+        &me,
+        |m| matches!(m, Message::User(u) if u.downcast_ref::<Port>().is_some()),
+    );
     let Message::User(u) = m else { unreachable!() };
     (pid, u.downcast::<Port>().expect("a port"))
 }
@@ -367,7 +424,10 @@ pub fn spawn_owner(name: Name, opts: Vec<Opt>, trap: bool) -> (Pid, Port) {
 /// The next [`Report`] from a forwarder (other messages stay in the mailbox).
 #[track_caller]
 pub fn recv_report(me: &Process) -> Report {
-    let m = recv_match(me, |m| matches!(m, Message::User(u) if u.downcast_ref::<Report>().is_some()));
+    let m = recv_match(
+        me,
+        |m| matches!(m, Message::User(u) if u.downcast_ref::<Report>().is_some()),
+    );
     let Message::User(u) = m else { unreachable!() };
     u.downcast::<Report>().expect("a report")
 }
@@ -376,7 +436,10 @@ pub fn recv_report(me: &Process) -> Report {
 #[track_caller]
 pub fn no_more_reports(me: &Process, within: Duration) {
     let got = me
-        .receive_match(|m| matches!(m, Message::User(u) if u.downcast_ref::<Report>().is_some()), Some(within))
+        .receive_match(
+            |m| matches!(m, Message::User(u) if u.downcast_ref::<Report>().is_some()),
+            Some(within),
+        )
         .expect("mailbox");
     assert!(got.is_none(), "unexpected report {got:?}");
 }
@@ -393,4 +456,24 @@ pub fn recv_down(me: &Process, r: Ref) -> Reason {
         Message::Down(_, _, reason) => reason,
         _ => unreachable!(),
     }
+}
+
+/// For an owner that traps exits: the port's data until it closes at EOF, which must be
+/// `{:EXIT, port, :normal}`.
+#[track_caller]
+pub fn recv_output(me: &Process, port: &Port) -> String {
+    let (out, last) = recv_all_data(me, port);
+    assert_eq!(format!("{last:?}"), exit_msg(port, ":normal"));
+    String::from_utf8(out).expect("UTF-8 output")
+}
+
+/// The next reports from several forwarders, which may come in any order: fails unless
+/// they are exactly `expected`, as a multiset.
+#[track_caller]
+pub fn assert_reports<const N: usize>(me: &Process, expected: [Report; N]) {
+    let mut got: Vec<String> = (0..N).map(|_| format!("{:?}", recv_report(me))).collect();
+    let mut want: Vec<String> = expected.iter().map(|r| format!("{r:?}")).collect();
+    got.sort();
+    want.sort();
+    assert_eq!(got, want);
 }

@@ -1,0 +1,326 @@
+//! Results: medians, ratios against each baseline, the issue's targets, the table and the
+//! JSON lines.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use super::workloads::{Impl, Sample, Workload};
+
+/// A target from the issue, on one metric.
+#[derive(Clone, Copy, Debug)]
+enum Target {
+    /// beamport ≥ k × the baseline.
+    MinTimes(Impl, f64),
+    /// beamport ≤ k × the baseline.
+    MaxTimes(Impl, f64),
+    /// beamport ≥ the value.
+    Min(f64),
+    /// beamport ≤ the value.
+    Max(f64),
+}
+
+/// The targets of "Flow control and speed", item 5.
+fn targets(w: Workload, metric: &str) -> Vec<Target> {
+    use Target::*;
+    match (w, metric) {
+        (Workload::Throughput, _) => vec![MinTimes(Impl::Otp, 1.4)],
+        (Workload::Latency, _) => vec![MaxTimes(Impl::C, 1.1), MaxTimes(Impl::Otp, 0.85)],
+        (Workload::SpawnSeq, _) => vec![MinTimes(Impl::Otp, 1.5)],
+        (Workload::SpawnPar64, _) => vec![MinTimes(Impl::Otp, 1.7)],
+        (Workload::Concurrency5000, _) => vec![MaxTimes(Impl::Otp, 1.0)],
+        (Workload::MemoryPerPort, _) => vec![Max(1024.0)],
+        (Workload::MaxPorts, _) => vec![Min(15_000.0)],
+    }
+}
+
+/// The issue's figures for the Erlang VM (OTP 25, JIT, 2 cores), used for the targets when
+/// no VM is installed.
+fn issue_figure(w: Workload, metric: &str) -> Option<f64> {
+    Some(match (w, metric) {
+        (Workload::Throughput, _) => 2036.0,
+        (Workload::Latency, "median") => 9.5,
+        (Workload::Latency, "p99") => 19.2,
+        (Workload::SpawnSeq, _) => 1782.0,
+        (Workload::SpawnPar64, _) => 2817.0,
+        (Workload::Concurrency5000, _) => 2.49,
+        (Workload::MemoryPerPort, _) => 1240.0,
+        (Workload::MaxPorts, _) => 9989.0,
+        _ => return None,
+    })
+}
+
+type Key = (Workload, String, Impl);
+
+/// Every sample of the run, by workload, metric and implementation.
+#[derive(Debug, Default)]
+pub struct Results {
+    values: BTreeMap<Key, Vec<f64>>,
+    units: BTreeMap<(Workload, String), String>,
+    errors: BTreeMap<(Workload, Impl), Vec<String>>,
+    failures: Vec<String>,
+}
+
+impl Results {
+    /// Records one round's samples.
+    pub fn add(&mut self, w: Workload, imp: Impl, samples: Vec<Sample>) {
+        for s in samples {
+            self.units.insert((w, s.metric.clone()), s.unit);
+            self.values
+                .entry((w, s.metric, imp))
+                .or_default()
+                .push(s.value);
+            if let Some(e) = s.error {
+                self.errors.entry((w, imp)).or_default().push(e);
+            }
+        }
+    }
+
+    /// Records a measurement that failed.
+    pub fn fail(&mut self, w: Workload, imp: Impl, why: String) {
+        self.failures
+            .push(format!("{} by {}: {why}", w.name(), imp.name()));
+    }
+
+    /// The measurements that failed.
+    pub fn failures(&self) -> &[String] {
+        &self.failures
+    }
+
+    fn median(&self, w: Workload, metric: &str, imp: Impl) -> Option<f64> {
+        let v = self.values.get(&(w, metric.to_string(), imp))?;
+        median(v)
+    }
+
+    fn error(&self, w: Workload, imp: Impl) -> Option<String> {
+        let mut e = self.errors.get(&(w, imp))?.clone();
+        e.dedup();
+        Some(e.join("/"))
+    }
+
+    fn metrics(&self) -> Vec<(Workload, String, String)> {
+        self.units
+            .iter()
+            .map(|((w, m), u)| (*w, m.clone(), u.clone()))
+            .collect()
+    }
+
+    /// One JSON object per workload, implementation and metric: the median of its rounds.
+    pub fn json(&self) -> String {
+        let mut out = String::new();
+        for ((w, metric, imp), v) in &self.values {
+            let Some(value) = median(v) else { continue };
+            let unit = &self.units[&(*w, metric.clone())];
+            let _ = write!(
+                out,
+                "{{\"workload\":\"{}\",\"impl\":\"{}\",\"metric\":\"{metric}\",\"unit\":\"{unit}\",\"value\":{}",
+                w.name(),
+                imp.name(),
+                json_number(value)
+            );
+            if let Some(e) = self.error(*w, *imp) {
+                let _ = write!(out, ",\"error\":\"{}\"", e.replace(['"', '\\'], "'"));
+            }
+            out.push_str("}\n");
+        }
+        out
+    }
+
+    /// The Markdown table: medians, beamport's ratio to each baseline, targets.
+    pub fn table(&self) -> String {
+        let mut rows = vec![[
+            "workload", "metric", "unit", "beamport", "std", "c", "otp", "vs std", "vs c",
+            "vs otp", "target", "met",
+        ]
+        .map(String::from)];
+        let impls = [Impl::Beamport, Impl::Std, Impl::C, Impl::Otp];
+        let mut notes = Vec::new();
+        for (w, metric, unit) in self.metrics() {
+            let mut row: Vec<String> = vec![w.name().into(), metric.clone(), unit.clone()];
+            for imp in impls {
+                let cell = match self.median(w, &metric, imp) {
+                    Some(v) => match self.error(w, imp) {
+                        Some(e) => format!("{}, then {e}", format_value(&unit, v)),
+                        None => format_value(&unit, v),
+                    },
+                    None => "—".into(),
+                };
+                row.push(cell);
+            }
+            let ours = self.median(w, &metric, Impl::Beamport);
+            for base in [Impl::Std, Impl::C, Impl::Otp] {
+                row.push(match (ours, self.median(w, &metric, base)) {
+                    (Some(a), Some(b)) if b != 0.0 => format!("{:.2}×", a / b),
+                    _ => "—".into(),
+                });
+            }
+            let (mut target, mut met) = (Vec::new(), Vec::new());
+            for t in targets(w, &metric) {
+                let (text, verdict) = self.judge(w, &metric, t, ours, &mut notes);
+                target.push(text);
+                met.push(verdict);
+            }
+            row.push(target.join(", "));
+            row.push(met.join(", "));
+            rows.push(row.try_into().expect("12 columns"));
+        }
+        let mut out = String::new();
+        for (i, row) in rows.iter().enumerate() {
+            let _ = writeln!(out, "| {} |", row.join(" | "));
+            if i == 0 {
+                let _ = writeln!(out, "|{}", "---|".repeat(row.len()));
+            }
+        }
+        notes.dedup();
+        for n in notes {
+            let _ = writeln!(out, "\n{n}");
+        }
+        out
+    }
+
+    /// The target's text and whether beamport meets it, with the ratio reached.
+    fn judge(
+        &self,
+        w: Workload,
+        metric: &str,
+        t: Target,
+        ours: Option<f64>,
+        notes: &mut Vec<String>,
+    ) -> (String, String) {
+        let mut base = |imp: Impl| match self.median(w, metric, imp) {
+            Some(v) => Some(v),
+            None if imp == Impl::Otp => {
+                let v = issue_figure(w, metric)?;
+                notes.push(format!(
+                    "`otp` was not measured for {}; its target uses the issue's figure ({v} {}).",
+                    w.name(),
+                    self.units[&(w, metric.to_string())]
+                ));
+                Some(v)
+            }
+            None => None,
+        };
+        let (text, ratio, need, at_least) = match t {
+            Target::MinTimes(imp, k) => (
+                format!("≥ {k}× {}", imp.name()),
+                ours.zip(base(imp)).map(|(a, b)| a / b),
+                k,
+                true,
+            ),
+            Target::MaxTimes(imp, k) => (
+                format!("≤ {k}× {}", imp.name()),
+                ours.zip(base(imp)).map(|(a, b)| a / b),
+                k,
+                false,
+            ),
+            Target::Min(v) => (format!("≥ {v}"), ours, v, true),
+            Target::Max(v) => (format!("≤ {v}"), ours, v, false),
+        };
+        let absolute = matches!(t, Target::Min(_) | Target::Max(_));
+        let verdict = match ratio {
+            None => "?".to_string(),
+            Some(r) if (at_least && r >= need) || (!at_least && r <= need) => {
+                if absolute {
+                    "✓".into()
+                } else {
+                    format!("✓ {r:.2}×")
+                }
+            }
+            Some(r) => {
+                // How much beamport's value must change to meet the target.
+                let change = (need / r - 1.0) * 100.0;
+                let shown = if absolute {
+                    String::new()
+                } else {
+                    format!(" {r:.2}×,")
+                };
+                format!(
+                    "✗{shown} needs {}{:.0}%",
+                    if change < 0.0 { "−" } else { "+" },
+                    change.abs()
+                )
+            }
+        };
+        (text, verdict)
+    }
+}
+
+/// The median of `v` (the mean of the middle two for an even count).
+fn median(v: &[f64]) -> Option<f64> {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(v[n / 2]),
+        _ => Some((v[n / 2 - 1] + v[n / 2]) / 2.0),
+    }
+}
+
+fn json_number(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.3}")
+    }
+}
+
+fn format_value(unit: &str, v: f64) -> String {
+    match unit {
+        "us" => format!("{v:.2}"),
+        "s" => format!("{v:.3}"),
+        _ if v >= 100.0 => format!("{v:.0}"),
+        _ => format!("{v:.1}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(metric: &str, unit: &str, value: f64) -> Sample {
+        Sample {
+            metric: metric.into(),
+            unit: unit.into(),
+            value,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn medians_and_verdicts() {
+        let mut r = Results::default();
+        for v in [1.0, 3.0, 2.0] {
+            r.add(
+                Workload::Throughput,
+                Impl::Beamport,
+                vec![sample("throughput", "MB/s", 1000.0 * v)],
+            );
+        }
+        r.add(
+            Workload::Throughput,
+            Impl::Otp,
+            vec![sample("throughput", "MB/s", 1000.0)],
+        );
+        assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), Some(2.5));
+        let json = r.json();
+        assert!(json.contains("{\"workload\":\"throughput\",\"impl\":\"beamport\",\"metric\":\"throughput\",\"unit\":\"MB/s\",\"value\":2000}"));
+        let table = r.table();
+        assert!(
+            table.contains("| 2.00× | ≥ 1.4× otp | ✓ 2.00× |"),
+            "{table}"
+        );
+        r.add(
+            Workload::Latency,
+            Impl::Beamport,
+            vec![sample("median", "us", 10.0)],
+        );
+        r.add(
+            Workload::Latency,
+            Impl::C,
+            vec![sample("median", "us", 8.0)],
+        );
+        let table = r.table();
+        assert!(table.contains("✗ 1.25×, needs −12%"), "{table}");
+        assert!(table.contains("issue's figure (9.5 us)"), "{table}");
+    }
+}
