@@ -76,17 +76,19 @@ fn start_launcher(sock: &OwnedFd) -> io::Result<(sys::start::Started, Option<Pat
     }
     if std::env::var_os("BEAMPORT_NO_CGROUP").is_none() {
         match sys::cgroup::create() {
-            Ok(dir) => match start_launcher(sock, &[Isolation::Cgroup], &[(sys::cgroup::CGROUP_ENV, dir.as_os_str())]) {
-                Ok(mut s) => {
-                    refused.append(&mut s.refused);
-                    s.refused = refused;
-                    return Ok((s, Some(dir)));
+            Ok(dir) => {
+                match start_launcher(sock, &[Isolation::Cgroup], &[(sys::cgroup::CGROUP_ENV, dir.as_os_str())]) {
+                    Ok(mut s) => {
+                        refused.append(&mut s.refused);
+                        s.refused = refused;
+                        return Ok((s, Some(dir)));
+                    }
+                    Err(r) => {
+                        let _ = std::fs::remove_dir(&dir);
+                        refused.extend(r);
+                    }
                 }
-                Err(r) => {
-                    let _ = std::fs::remove_dir(&dir);
-                    refused.extend(r);
-                }
-            },
+            }
             Err(e) => refused.push((Isolation::Cgroup, e)),
         }
     } else {
@@ -157,7 +159,11 @@ fn start() -> io::Result<Engine> {
 impl Engine {
     /// Registers a port's socket under its id.
     pub(crate) fn register(&self, fd: BorrowedFd<'_>, id: u64) -> io::Result<()> {
-        self.registry.register(&mut SourceFd(&fd.as_raw_fd()), Token(id as usize), Interest::READABLE | Interest::WRITABLE)
+        self.registry.register(
+            &mut SourceFd(&fd.as_raw_fd()),
+            Token(id as usize),
+            Interest::READABLE | Interest::WRITABLE,
+        )
     }
 
     /// Asks the reactor to read from a port whose read window has room again.
@@ -218,11 +224,6 @@ impl Engine {
         if pid > 0 {
             self.post(Request::Signal { pid, sig, group });
         }
-    }
-
-    /// The port of `pid` is gone; its exit needs no report.
-    pub(crate) fn forget_port(&self, pid: i32) {
-        self.pids.lock().expect("pids").remove(&pid);
     }
 
     fn on_launcher_event(&self, ev: Event, sender: Option<i32>) {
@@ -312,7 +313,13 @@ fn reactor(mut poll: Poll) {
                             }
                         }
                         Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                        Err(_) => break,
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        // ECONNRESET: the launcher died with requests of ours unread.
+                        Err(_) => {
+                            let _ = engine.registry.deregister(&mut SourceFd(&engine.sock.as_raw_fd()));
+                            engine.on_launcher_gone();
+                            break;
+                        }
                     }
                 },
                 Token(t) => {

@@ -110,11 +110,7 @@ impl Channel {
         Ok(Self::new(reader, writer, framing))
     }
 
-    fn new(
-        reader: impl Read + Send + 'static,
-        writer: impl Write + Send + 'static,
-        framing: Framing,
-    ) -> Self {
+    fn new(reader: impl Read + Send + 'static, writer: impl Write + Send + 'static, framing: Framing) -> Self {
         Self {
             reader: Box::new(reader),
             writer: Box::new(writer),
@@ -246,8 +242,7 @@ impl Channel {
     /// Writes `data`, then `\n` if `newline`, as one frame.
     fn send(&mut self, data: &[u8], newline: bool) -> io::Result<()> {
         let len = data.len() + usize::from(newline);
-        let header = header(self.decoder.framing(), len)
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let header = header(self.decoder.framing(), len).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         self.out.clear();
         self.out.reserve(header.as_bytes().len() + len);
         self.out.put_slice(header.as_bytes());
@@ -352,10 +347,7 @@ mod tests {
         let err = channel.write(&[0; 256]).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
         assert!(err.get_ref().unwrap().is::<FrameError>());
-        let line = Frame::Line {
-            eol: true,
-            data: "x".into(),
-        };
+        let line = Frame::Line { eol: true, data: "x".into() };
         channel.write_frame(&line).unwrap();
         assert_eq!(&sink.0.lock().unwrap()[..], b"\x02ab\x02x\n");
     }

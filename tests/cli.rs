@@ -59,13 +59,9 @@ fn beamport(args: &[&str], stdin: &[u8]) -> Out {
     let out = match rx.recv_timeout(DEADLINE) {
         Ok(out) => out.expect("waiting for beamport"),
         Err(_) => {
-            let _ = Command::new("kill")
-                .args(["-KILL", &pid.to_string()])
-                .status();
+            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
             let partial = rx.recv_timeout(DEADLINE).ok().and_then(Result::ok);
-            let said = partial
-                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-                .unwrap_or_default();
+            let said = partial.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
             panic!("beamport {args:?} did not end within {DEADLINE:?}; its output:\n{said}");
         }
     };
@@ -79,10 +75,7 @@ fn beamport(args: &[&str], stdin: &[u8]) -> Out {
 
 /// A path in the temp dir that no other test (or test run) uses.
 fn temp_path(tag: &str) -> PathBuf {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
     std::env::temp_dir().join(format!("beamport-cli-{tag}-{}-{nanos}", std::process::id()))
 }
 
@@ -100,11 +93,7 @@ fn open_cat_with_exit_status() {
     let out = beamport(&["open", "--exit-status", "--", "/bin/cat"], b"hello\n");
     assert_eq!(
         out.lines(),
-        [
-            r#"{#Port<0.N>, {:data, "hello\n"}}"#,
-            "{#Port<0.N>, {:exit_status, 0}}",
-            "{:EXIT, #Port<0.N>, :normal}"
-        ],
+        [r#"{#Port<0.N>, {:data, "hello\n"}}"#, "{#Port<0.N>, {:exit_status, 0}}", "{:EXIT, #Port<0.N>, :normal}"],
         "stderr: {}",
         out.stderr
     );
@@ -114,26 +103,14 @@ fn open_cat_with_exit_status() {
 #[test]
 fn open_spawn_echo() {
     let out = beamport(&["open", "--spawn", "echo oops"], b"");
-    assert_eq!(
-        out.lines(),
-        [
-            r#"{#Port<0.N>, {:data, "oops\n"}}"#,
-            "{:EXIT, #Port<0.N>, :normal}"
-        ]
-    );
+    assert_eq!(out.lines(), [r#"{#Port<0.N>, {:data, "oops\n"}}"#, "{:EXIT, #Port<0.N>, :normal}"]);
     assert_eq!(out.code, 0);
 }
 
 #[test]
 fn open_finds_prog_on_path() {
     let out = beamport(&["open", "--", "echo", "-n", "hello world"], b"");
-    assert_eq!(
-        out.lines(),
-        [
-            r#"{#Port<0.N>, {:data, "hello world"}}"#,
-            "{:EXIT, #Port<0.N>, :normal}"
-        ]
-    );
+    assert_eq!(out.lines(), [r#"{#Port<0.N>, {:data, "hello world"}}"#, "{:EXIT, #Port<0.N>, :normal}"]);
     assert_eq!(out.code, 0);
 }
 
@@ -141,20 +118,12 @@ fn open_finds_prog_on_path() {
 fn open_missing_executable_is_enoent() {
     let out = beamport(&["open", "--", "/nonexistent/beamport-prog"], b"");
     assert_eq!(out.code, 2);
-    assert!(
-        out.stderr.contains("enoent") && out.stderr.contains("/nonexistent/beamport-prog"),
-        "{}",
-        out.stderr
-    );
+    assert!(out.stderr.contains("enoent") && out.stderr.contains("/nonexistent/beamport-prog"), "{}", out.stderr);
     assert_eq!(out.stdout, "");
 
     let out = beamport(&["open", "--", "no-such-beamport-prog"], b"");
     assert_eq!(out.code, 2);
-    assert!(
-        out.stderr.contains("enoent") && out.stderr.contains("no-such-beamport-prog"),
-        "{}",
-        out.stderr
-    );
+    assert!(out.stderr.contains("enoent") && out.stderr.contains("no-such-beamport-prog"), "{}", out.stderr);
 }
 
 #[test]
@@ -164,51 +133,24 @@ fn open_non_executable_is_eacces() {
     std::fs::write(&path, "#!/bin/sh\necho never\n").unwrap();
     let out = beamport(&["open", "--", path.to_str().unwrap()], b"");
     assert_eq!(out.code, 2);
-    assert!(
-        out.stderr.contains("eacces") && out.stderr.contains(path.to_str().unwrap()),
-        "{}",
-        out.stderr
-    );
+    assert!(out.stderr.contains("eacces") && out.stderr.contains(path.to_str().unwrap()), "{}", out.stderr);
 }
 
 #[test]
 fn open_unknown_option_is_badarg() {
     let out = beamport(&["open", "--opt", "{:bogus, 1}", "--", "/bin/cat"], b"");
     assert_eq!(out.code, 2);
-    assert!(
-        out.stderr.contains("badarg") && out.stderr.contains(":bogus"),
-        "{}",
-        out.stderr
-    );
+    assert!(out.stderr.contains("badarg") && out.stderr.contains(":bogus"), "{}", out.stderr);
 
     let out = beamport(&["open", "--packet", "3", "--", "/bin/cat"], b"");
     assert_eq!(out.code, 2);
-    assert!(
-        out.stderr.contains("badarg") && out.stderr.contains("packet"),
-        "{}",
-        out.stderr
-    );
+    assert!(out.stderr.contains("badarg") && out.stderr.contains("packet"), "{}", out.stderr);
 }
 
 #[test]
 fn open_known_option_through_opt() {
-    let out = beamport(
-        &[
-            "open",
-            "--opt",
-            "{:busy_limits_port, {1, 2}}",
-            "--",
-            "/bin/cat",
-        ],
-        b"abc\n",
-    );
-    assert_eq!(
-        out.lines(),
-        [
-            r#"{#Port<0.N>, {:data, "abc\n"}}"#,
-            "{:EXIT, #Port<0.N>, :normal}"
-        ]
-    );
+    let out = beamport(&["open", "--opt", "{:busy_limits_port, {1, 2}}", "--", "/bin/cat"], b"abc\n");
+    assert_eq!(out.lines(), [r#"{#Port<0.N>, {:data, "abc\n"}}"#, "{:EXIT, #Port<0.N>, :normal}"]);
     assert_eq!(out.code, 0);
 }
 
@@ -217,11 +159,7 @@ fn open_packet_4_round_trip() {
     let out = beamport(&["open", "--packet", "4", "--", "/bin/cat"], b"a\nbb\n");
     assert_eq!(
         out.lines(),
-        [
-            r#"{#Port<0.N>, {:data, "a"}}"#,
-            r#"{#Port<0.N>, {:data, "bb"}}"#,
-            "{:EXIT, #Port<0.N>, :normal}"
-        ]
+        [r#"{#Port<0.N>, {:data, "a"}}"#, r#"{#Port<0.N>, {:data, "bb"}}"#, "{:EXIT, #Port<0.N>, :normal}"]
     );
     assert_eq!(out.code, 0);
 }
@@ -229,13 +167,7 @@ fn open_packet_4_round_trip() {
 #[test]
 fn open_list_prints_charlists() {
     let out = beamport(&["open", "--list", "--", "/bin/cat"], b"hi\n");
-    assert_eq!(
-        out.lines(),
-        [
-            r"{#Port<0.N>, {:data, 'hi\n'}}",
-            "{:EXIT, #Port<0.N>, :normal}"
-        ]
-    );
+    assert_eq!(out.lines(), [r"{#Port<0.N>, {:data, 'hi\n'}}", "{:EXIT, #Port<0.N>, :normal}"]);
     assert_eq!(out.code, 0);
 }
 
@@ -255,10 +187,7 @@ fn open_line_mode() {
 
 #[test]
 fn open_eof_closes_once_stdin_ended() {
-    let out = beamport(
-        &["open", "--eof", "--exit-status", "--", "/bin/cat"],
-        b"x\n",
-    );
+    let out = beamport(&["open", "--eof", "--exit-status", "--", "/bin/cat"], b"x\n");
     assert_eq!(
         out.lines(),
         [
@@ -279,101 +208,40 @@ fn open_env_and_cd() {
     let dir = dir.canonicalize().unwrap();
     let script = r#"printf '%s|%s|%s' "$BEAMPORT_FOO" "${HOME-unset}" "$(pwd)""#;
     let out = beamport(
-        &[
-            "open",
-            "--env",
-            "BEAMPORT_FOO=bar baz",
-            "--env",
-            "HOME=",
-            "--cd",
-            dir.to_str().unwrap(),
-            "--spawn",
-            script,
-        ],
+        &["open", "--env", "BEAMPORT_FOO=bar baz", "--env", "HOME=", "--cd", dir.to_str().unwrap(), "--spawn", script],
         b"",
     );
     assert_eq!(out.code, 0, "{}", out.stderr);
     let data: String = out
         .lines()
         .iter()
-        .filter_map(|l| {
-            l.strip_prefix(r#"{#Port<0.N>, {:data, ""#)?
-                .strip_suffix(r#""}}"#)
-                .map(str::to_string)
-        })
+        .filter_map(|l| l.strip_prefix(r#"{#Port<0.N>, {:data, ""#)?.strip_suffix(r#""}}"#).map(str::to_string))
         .collect();
     assert_eq!(data, format!("bar baz|unset|{}", dir.display()));
 }
 
 #[test]
 fn open_arg0() {
-    let out = beamport(
-        &[
-            "open", "--arg0", "my-name", "--", "/bin/sh", "-c", "echo $0",
-        ],
-        b"",
-    );
-    assert_eq!(
-        out.lines(),
-        [
-            r#"{#Port<0.N>, {:data, "my-name\n"}}"#,
-            "{:EXIT, #Port<0.N>, :normal}"
-        ]
-    );
+    let out = beamport(&["open", "--arg0", "my-name", "--", "/bin/sh", "-c", "echo $0"], b"");
+    assert_eq!(out.lines(), [r#"{#Port<0.N>, {:data, "my-name\n"}}"#, "{:EXIT, #Port<0.N>, :normal}"]);
 }
 
 #[test]
 fn open_stderr_to_stdout() {
-    let out = beamport(
-        &["open", "--stderr-to-stdout", "--spawn", "echo err >&2"],
-        b"",
-    );
-    assert_eq!(
-        out.lines(),
-        [
-            r#"{#Port<0.N>, {:data, "err\n"}}"#,
-            "{:EXIT, #Port<0.N>, :normal}"
-        ]
-    );
+    let out = beamport(&["open", "--stderr-to-stdout", "--spawn", "echo err >&2"], b"");
+    assert_eq!(out.lines(), [r#"{#Port<0.N>, {:data, "err\n"}}"#, "{:EXIT, #Port<0.N>, :normal}"]);
 }
 
 #[test]
 fn open_nouse_stdio_with_packets() {
-    let out = beamport(
-        &[
-            "open",
-            "--nouse-stdio",
-            "--packet",
-            "2",
-            "--spawn",
-            "cat <&3 >&4",
-        ],
-        b"q\n",
-    );
-    assert_eq!(
-        out.lines(),
-        [
-            r#"{#Port<0.N>, {:data, "q"}}"#,
-            "{:EXIT, #Port<0.N>, :normal}"
-        ]
-    );
+    let out = beamport(&["open", "--nouse-stdio", "--packet", "2", "--spawn", "cat <&3 >&4"], b"q\n");
+    assert_eq!(out.lines(), [r#"{#Port<0.N>, {:data, "q"}}"#, "{:EXIT, #Port<0.N>, :normal}"]);
 }
 
 #[test]
 fn open_abnormal_end_exits_1() {
     // A command to an input-only port ends it with :ebadf, as in OTP.
-    let out = beamport(
-        &[
-            "open",
-            "--opt",
-            "in",
-            "--grace-ms",
-            "100",
-            "--spawn",
-            "sleep 5",
-        ],
-        b"x\n",
-    );
+    let out = beamport(&["open", "--opt", "in", "--grace-ms", "100", "--spawn", "sleep 5"], b"x\n");
     assert_eq!(out.lines(), ["{:EXIT, #Port<0.N>, :ebadf}"]);
     assert_eq!(out.code, 1);
 }
@@ -381,17 +249,8 @@ fn open_abnormal_end_exits_1() {
 #[test]
 fn tour_runs_every_example() {
     let out = beamport(&["tour"], b"");
-    for want in [
-        r#"{:data, "hello"}"#,
-        ":closed",
-        r#"{:data, "oops\n"}"#,
-        r#"{:data, "hello world\n"}"#,
-    ] {
-        assert!(
-            out.stdout.contains(want),
-            "{want} missing from:\n{}",
-            out.stdout
-        );
+    for want in [r#"{:data, "hello"}"#, ":closed", r#"{:data, "oops\n"}"#, r#"{:data, "hello world\n"}"#] {
+        assert!(out.stdout.contains(want), "{want} missing from:\n{}", out.stdout);
     }
     assert!(!out.stdout.contains("MISMATCH"), "{}", out.stdout);
     assert_eq!(out.code, 0, "{}", out.stdout);

@@ -62,9 +62,19 @@ fn packets_are_split_and_reassembled_whatever_the_os_does() {
     let me = process::current();
     // Three packets in one write, then a packet written a byte at a time.
     let script = r"printf '\000\003abc\000\001d\000\000'; for b in '\000' '\002' h i; do printf $b; sleep 0.01; done";
-    let port = Port::open(Name::executable("/bin/sh"), [Opt::Binary, Opt::Packet(2), Opt::args(["-c", script])]).unwrap();
+    let port =
+        Port::open(Name::executable("/bin/sh"), [Opt::Binary, Opt::Packet(2), Opt::args(["-c", script])]).unwrap();
     let got = until_exit_with_trap(&me, &port);
-    assert_eq!(got, ["{P, {:data, \"abc\"}}", "{P, {:data, \"d\"}}", "{P, {:data, \"\"}}", "{P, {:data, \"hi\"}}", "{:EXIT, P, :normal}"]);
+    assert_eq!(
+        got,
+        [
+            "{P, {:data, \"abc\"}}",
+            "{P, {:data, \"d\"}}",
+            "{P, {:data, \"\"}}",
+            "{P, {:data, \"hi\"}}",
+            "{:EXIT, P, :normal}"
+        ]
+    );
 }
 
 fn until_exit_with_trap(me: &Process, port: &Port) -> Vec<String> {
@@ -175,7 +185,8 @@ fn line_mode_in_list_mode_prints_charlists() {
 fn partial_lines_wait_for_the_rest() {
     let me = process::current();
     let port =
-        Port::open(Name::spawn("sh -c 'printf abc; sleep 0.2; printf \"def\\n\"'"), [Opt::Binary, Opt::Line(80)]).unwrap();
+        Port::open(Name::spawn("sh -c 'printf abc; sleep 0.2; printf \"def\\n\"'"), [Opt::Binary, Opt::Line(80)])
+            .unwrap();
     assert_eq!(format!("{:?}", recv(&me)), format!("{{{port:?}, {{:data, {{:eol, \"abcdef\"}}}}}}"));
 }
 
@@ -221,11 +232,9 @@ fn nouse_stdio_with_every_framing_through_the_echo_program() {
 #[test]
 fn the_echo_program_echoes_big_packets_both_ways() {
     let me = process::current();
-    let port = Port::open(
-        Name::executable(echo_program()),
-        [Opt::Binary, Opt::Packet(4), Opt::args(["--packet", "4"])],
-    )
-    .unwrap();
+    let port =
+        Port::open(Name::executable(echo_program()), [Opt::Binary, Opt::Packet(4), Opt::args(["--packet", "4"])])
+            .unwrap();
     for len in [0usize, 1, 65536, 1 << 20] {
         let payload: Vec<u8> = (0..len).map(|i| (i * 7 % 256) as u8).collect();
         port.command(payload.clone()).unwrap();

@@ -14,11 +14,7 @@ use proptest::sample::Index;
 const MAX_RESERVE: usize = 64 * 1024;
 
 fn packet_size() -> impl Strategy<Value = PacketSize> {
-    prop_oneof![
-        Just(PacketSize::One),
-        Just(PacketSize::Two),
-        Just(PacketSize::Four)
-    ]
+    prop_oneof![Just(PacketSize::One), Just(PacketSize::Two), Just(PacketSize::Four)]
 }
 
 fn line_framing(max: usize) -> Framing {
@@ -26,19 +22,12 @@ fn line_framing(max: usize) -> Framing {
 }
 
 fn framing() -> impl Strategy<Value = Framing> {
-    prop_oneof![
-        Just(Framing::Stream),
-        packet_size().prop_map(Framing::Packet),
-        (1..40usize).prop_map(line_framing),
-    ]
+    prop_oneof![Just(Framing::Stream), packet_size().prop_map(Framing::Packet), (1..40usize).prop_map(line_framing),]
 }
 
 /// Bytes rich in LF and CR, and in small packet headers.
 fn bytes(max_len: usize) -> impl Strategy<Value = Vec<u8>> {
-    vec(
-        prop_oneof![any::<u8>(), Just(b'\n'), Just(b'\r'), Just(0u8), Just(1u8)],
-        0..max_len,
-    )
+    vec(prop_oneof![any::<u8>(), Just(b'\n'), Just(b'\r'), Just(0u8), Just(1u8)], 0..max_len)
 }
 
 /// Feeds `input` to a fresh decoder in reads that end at `splits`, then hits
@@ -58,11 +47,7 @@ fn feed(framing: Framing, input: &[u8], splits: &[Index]) -> (Vec<Frame>, Decode
             frames.push(frame);
         }
         if let Framing::Line(max) = framing {
-            assert!(
-                buf.len() <= max.get() + 1,
-                "line buffer holds {}",
-                buf.len()
-            );
+            assert!(buf.len() <= max.get() + 1, "line buffer holds {}", buf.len());
         }
         assert!(buf.capacity() <= 2 * (end + MAX_RESERVE) + 64);
     }

@@ -14,9 +14,7 @@ use common::*;
 
 /// Threads of this process.
 fn thread_count() -> usize {
-    std::fs::read_dir("/proc/self/task")
-        .expect("/proc/self/task")
-        .count()
+    std::fs::read_dir("/proc/self/task").expect("/proc/self/task").count()
 }
 
 /// One port, opened and closed the `i`-th way.
@@ -43,10 +41,7 @@ fn cycle(i: usize) {
             assert_eq!(recv_dbg(&me), from_port(&port, "{:exit_status, 0}"));
             let r = port.monitor();
             let reason = recv_down(&me, r);
-            assert!(
-                matches!(reason, Reason::Normal | Reason::Noproc),
-                "{reason:?}"
-            );
+            assert!(matches!(reason, Reason::Normal | Reason::Noproc), "{reason:?}");
         }
         // exit(port, :kill) on a program that ignores its input; the owner, linked and
         // not trapping, dies with :killed.
@@ -66,35 +61,21 @@ fn cycle(i: usize) {
         }
         // Half-close, then the program's own exit.
         5 => {
-            let port = Port::open(
-                Name::spawn("wc -c"),
-                [Opt::Binary, Opt::ExitStatus, Opt::Eof],
-            )
-            .unwrap();
+            let port = Port::open(Name::spawn("wc -c"), [Opt::Binary, Opt::ExitStatus, Opt::Eof]).unwrap();
             port.command("abc").unwrap();
             port.close_input().unwrap();
             let (out, status) = recv_all_data(&me, &port);
             assert_eq!(String::from_utf8(out).unwrap().trim(), "3");
-            assert!(
-                matches!(status, Message::Port(_, PortMsg::ExitStatus(_))),
-                "{status:?}"
-            );
+            assert!(matches!(status, Message::Port(_, PortMsg::ExitStatus(_))), "{status:?}");
             assert_eq!(recv_dbg(&me), from_port(&port, ":eof"));
             port.close().unwrap();
         }
         // A spawn error (no port) and a missing program (a port that exits 127).
         6 => {
             assert!(Port::open(Name::executable("/nonexistent/prog"), []).is_err());
-            let port = Port::open(
-                Name::spawn("nonexistent_prog_xyz"),
-                [Opt::ExitStatus, Opt::StderrToStdout],
-            )
-            .unwrap();
+            let port = Port::open(Name::spawn("nonexistent_prog_xyz"), [Opt::ExitStatus, Opt::StderrToStdout]).unwrap();
             let (_, status) = recv_all_data(&me, &port);
-            assert_eq!(
-                format!("{status:?}"),
-                from_port(&port, "{:exit_status, 127}")
-            );
+            assert_eq!(format!("{status:?}"), from_port(&port, "{:exit_status, 127}"));
         }
         // A port closed while the program still runs: the kill ladder ends it.
         _ => {
@@ -121,11 +102,7 @@ fn two_hundred_ports_leave_nothing_behind() {
     for i in 0..200 {
         cycle(i);
     }
-    assert!(
-        Port::list().is_empty(),
-        "ports still open: {:?}",
-        Port::list()
-    );
+    assert!(Port::list().is_empty(), "ports still open: {:?}", Port::list());
 
     let deadline = DEADLINE + Duration::from_secs(1);
     assert!(
@@ -142,9 +119,5 @@ fn two_hundred_ports_leave_nothing_behind() {
             .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
             .collect::<Vec<_>>()
     );
-    assert!(
-        wait_until(deadline, || thread_count() == threads),
-        "threads: {threads} before, {} after",
-        thread_count()
-    );
+    assert!(wait_until(deadline, || thread_count() == threads), "threads: {threads} before, {} after", thread_count());
 }

@@ -9,8 +9,8 @@ mod common;
 use std::time::Duration;
 
 use beamport::{
-    find_executable, process, Id, Item, ItemValue, Message, Name, OpenError, Opt, Port, PortError,
-    PortMsg, Reason, Request,
+    find_executable, process, Id, Item, ItemValue, Message, Name, OpenError, Opt, Port, PortError, PortMsg, Reason,
+    Request,
 };
 use common::*;
 
@@ -29,11 +29,7 @@ const PENDING: usize = 8_000_000;
 
 /// A port whose program sleeps 1 s and then copies its input into `file`, with [`PENDING`] bytes queued.
 fn slow_sink(file: &TempPath, opts: Vec<Opt>) -> Port {
-    let port = Port::open(
-        Name::spawn(format!("sh -c 'sleep 1; cat > {}'", file.as_str())),
-        opts,
-    )
-    .unwrap();
+    let port = Port::open(Name::spawn(format!("sh -c 'sleep 1; cat > {}'", file.as_str())), opts).unwrap();
     port.command(vec![b'x'; PENDING]).unwrap(); // one command: accepted at once, then busy
     assert!(
         matches!(port.info_item(Item::QueueSize), Some(ItemValue::Int(n)) if n > 0),
@@ -44,9 +40,7 @@ fn slow_sink(file: &TempPath, opts: Vec<Opt>) -> Port {
 
 #[track_caller]
 fn assert_file_len(file: &TempPath, len: usize) {
-    let got = std::fs::metadata(file.path())
-        .map(|m| m.len() as usize)
-        .unwrap_or(0);
+    let got = std::fs::metadata(file.path()).map(|m| m.len() as usize).unwrap_or(0);
     assert_eq!(got, len, "bytes in {}", file.as_str());
 }
 
@@ -95,10 +89,7 @@ fn non_owner_connect_is_badsig() {
     let p = port.clone();
     process::spawn(move |me| p.send(me.pid(), Request::Connect(me.pid())));
     assert_eq!(recv_dbg(&me), exit_msg(&port, ":badsig"));
-    assert_eq!(
-        port.info_item(Item::Connected),
-        Some(ItemValue::Pid(me.pid()))
-    );
+    assert_eq!(port.info_item(Item::Connected), Some(ItemValue::Pid(me.pid())));
     no_more_messages(&me, QUIET);
 }
 
@@ -148,10 +139,7 @@ fn close_message_order_for_a_trapping_owner() {
     assert_eq!(recv_dbg(&me), data(&port, "data"));
     port.send(me.pid(), Request::Close);
     let got = [recv_dbg(&me), recv_dbg(&me)];
-    assert_eq!(
-        got,
-        [exit_msg(&port, ":normal"), from_port(&port, ":closed")]
-    );
+    assert_eq!(got, [exit_msg(&port, ":normal"), from_port(&port, ":closed")]);
     no_more_messages(&me, QUIET);
 }
 
@@ -185,26 +173,17 @@ fn connect_message() {
     port.send(me.pid(), Request::Connect(new));
     assert_eq!(recv_dbg(&me), from_port(&port, ":connected"));
     assert_eq!(port.info_item(Item::Connected), Some(ItemValue::Pid(new)));
-    assert_eq!(
-        port.info_item(Item::Links),
-        Some(ItemValue::Pids(vec![me.pid()]))
-    );
+    assert_eq!(port.info_item(Item::Links), Some(ItemValue::Pids(vec![me.pid()])));
 
     port.command("to the new owner").unwrap();
-    assert_eq!(
-        recv_report(&me),
-        Report::Msg(data(&port, "to the new owner"))
-    );
+    assert_eq!(recv_report(&me), Report::Msg(data(&port, "to the new owner")));
 
     port.send(me.pid(), Request::command("from the old owner"));
     assert_eq!(recv_report(&me), Report::Msg(exit_msg(&port, ":badsig")));
     assert!(port.is_open());
 
     port.send(new, Request::command("impersonating the new owner"));
-    assert_eq!(
-        recv_report(&me),
-        Report::Msg(data(&port, "impersonating the new owner"))
-    );
+    assert_eq!(recv_report(&me), Report::Msg(data(&port, "impersonating the new owner")));
 
     // Closing: the link to the old owner fires; the new owner, not linked, gets nothing.
     port.close().unwrap();
@@ -297,10 +276,7 @@ fn connect_to_a_dead_pid_is_an_error() {
     let _ = recv_down(&me, r);
     let port = cat();
     assert!(matches!(port.connect(dead), Err(PortError::Badarg(_))));
-    assert_eq!(
-        port.info_item(Item::Connected),
-        Some(ItemValue::Pid(me.pid()))
-    );
+    assert_eq!(port.info_item(Item::Connected), Some(ItemValue::Pid(me.pid())));
     port.close().unwrap();
     assert!(matches!(port.connect(me.pid()), Err(PortError::Closed(_))));
 }
@@ -315,10 +291,7 @@ fn connect_function_links_and_keeps_the_old_link() {
     let port = cat();
     let new = spawn_forwarder(false);
     port.connect(new).unwrap();
-    assert_eq!(
-        port.info_item(Item::Links),
-        Some(ItemValue::Pids(vec![me.pid(), new]))
-    );
+    assert_eq!(port.info_item(Item::Links), Some(ItemValue::Pids(vec![me.pid(), new])));
     assert_eq!(port.info_item(Item::Connected), Some(ItemValue::Pid(new)));
     no_more_messages(&me, QUIET);
     port.command("hi").unwrap();
@@ -470,13 +443,8 @@ fn exit_kill_drops_the_queue_exit_custom_flushes_it() {
     process::spawn(move |_| process::exit(&p, Reason::Kill));
     assert_eq!(recv_dbg(&me), exit_msg(&port, ":killed"));
     children_of_launcher_gone(os_pid);
-    let len = std::fs::metadata(dropped.path())
-        .map(|m| m.len())
-        .unwrap_or(0);
-    assert!(
-        len < PENDING as u64,
-        "exit(port, :kill) flushed all {len} bytes"
-    );
+    let len = std::fs::metadata(dropped.path()).map(|m| m.len()).unwrap_or(0);
+    assert!(len < PENDING as u64, "exit(port, :kill) flushed all {len} bytes");
 
     let flushed = TempPath::in_dir("exit-custom");
     let port = slow_sink(&flushed, vec![]);
@@ -527,10 +495,7 @@ fn owner_killed() {
     let r = port.monitor();
     let down = format!("{{:DOWN, {r:?}, :port, {port:?}, :killed}}");
     process::exit(owner, Reason::Kill);
-    assert_eq!(
-        format!("{:?}", recv_match(&me, |m| matches!(m, Message::Down(..)))),
-        down
-    );
+    assert_eq!(format!("{:?}", recv_match(&me, |m| matches!(m, Message::Down(..)))), down);
     assert_eq!(recv_report(&me), Report::Exited(Reason::Killed));
     children_of_launcher_gone(os_pid);
 }
@@ -594,10 +559,7 @@ fn linked_non_owner_exits() {
     assert!(wait_until(DEADLINE, || !calm.is_alive()));
     port.command("alive").unwrap();
     assert_eq!(recv_dbg(&me), data(&port, "alive"));
-    assert_eq!(
-        port.info_item(Item::Links),
-        Some(ItemValue::Pids(vec![me.pid()]))
-    );
+    assert_eq!(port.info_item(Item::Links), Some(ItemValue::Pids(vec![me.pid()])));
 
     let angry = linker(&port);
     process::send(angry, ExitWith(Reason::atom("boom")));
@@ -646,10 +608,7 @@ fn link_and_monitor_a_closed_port() {
     process::link(&port);
     assert_eq!(recv_dbg(&me), exit_msg(&port, ":noproc"));
     let r = port.monitor();
-    assert_eq!(
-        recv_dbg(&me),
-        format!("{{:DOWN, {r:?}, :port, {port:?}, :noproc}}")
-    );
+    assert_eq!(recv_dbg(&me), format!("{{:DOWN, {r:?}, :port, {port:?}, :noproc}}"));
 }
 
 /// §4.5: `Port.monitor/1` → `:DOWN` with the port's reason; `demonitor` removes it and
@@ -660,20 +619,11 @@ fn monitor_and_demonitor_a_port() {
     let port = cat();
     let r1 = port.monitor();
     let r2 = process::monitor(&port);
-    assert_eq!(
-        port.info_item(Item::MonitoredBy),
-        Some(ItemValue::Pids(vec![me.pid(), me.pid()]))
-    );
+    assert_eq!(port.info_item(Item::MonitoredBy), Some(ItemValue::Pids(vec![me.pid(), me.pid()])));
     process::demonitor(r2);
-    assert_eq!(
-        port.info_item(Item::MonitoredBy),
-        Some(ItemValue::Pids(vec![me.pid()]))
-    );
+    assert_eq!(port.info_item(Item::MonitoredBy), Some(ItemValue::Pids(vec![me.pid()])));
     port.close().unwrap();
-    assert_eq!(
-        recv_dbg(&me),
-        format!("{{:DOWN, {r1:?}, :port, {port:?}, :normal}}")
-    );
+    assert_eq!(recv_dbg(&me), format!("{{:DOWN, {r1:?}, :port, {port:?}, :normal}}"));
     no_more_messages(&me, QUIET);
 }
 
@@ -686,15 +636,11 @@ fn a_dead_watcher_leaves_monitored_by() {
     let watcher = spawn_forwarder_with(false, move |_| {
         p.monitor();
     });
-    assert_eq!(
-        port.info_item(Item::MonitoredBy),
-        Some(ItemValue::Pids(vec![watcher]))
-    );
+    assert_eq!(port.info_item(Item::MonitoredBy), Some(ItemValue::Pids(vec![watcher])));
     process::send(watcher, Stop);
     assert!(wait_until(DEADLINE, || !watcher.is_alive()));
     assert!(
-        wait_until(DEADLINE, || port.info_item(Item::MonitoredBy)
-            == Some(ItemValue::Pids(vec![]))),
+        wait_until(DEADLINE, || port.info_item(Item::MonitoredBy) == Some(ItemValue::Pids(vec![]))),
         "monitored_by still lists the dead watcher: {:?}",
         port.info_item(Item::MonitoredBy)
     );
@@ -709,8 +655,7 @@ fn owner_that_unlinked_then_died() {
     let (owner, port) = spawn_owner(Name::spawn("cat"), vec![], false);
     let p = port.clone();
     process::send(owner, Job(Box::new(move |_| process::unlink(&p))));
-    assert!(wait_until(DEADLINE, || port.info_item(Item::Links)
-        == Some(ItemValue::Pids(vec![]))));
+    assert!(wait_until(DEADLINE, || port.info_item(Item::Links) == Some(ItemValue::Pids(vec![]))));
     let r = port.monitor();
     process::send(owner, ExitWith(Reason::atom("boom")));
     assert_eq!(recv_down(&me, r), Reason::atom("boom"));
@@ -736,11 +681,7 @@ fn eof_without_eof_option() {
 #[test]
 fn eof_and_exit_status_order() {
     let me = process::current();
-    let port = Port::open(
-        Name::spawn("sh -c 'echo hi; exit 4'"),
-        [Opt::Eof, Opt::ExitStatus, Opt::Binary],
-    )
-    .unwrap();
+    let port = Port::open(Name::spawn("sh -c 'echo hi; exit 4'"), [Opt::Eof, Opt::ExitStatus, Opt::Binary]).unwrap();
     let (bytes, next) = recv_all_data(&me, &port);
     assert_eq!(bytes, b"hi\n");
     assert_eq!(format!("{next:?}"), from_port(&port, "{:exit_status, 4}"));
@@ -768,20 +709,11 @@ fn eof_only() {
 fn status_of(cmd: &str) -> (Vec<u8>, String) {
     let me = process::current();
     me.trap_exit(true);
-    let port = Port::open(
-        Name::spawn(cmd),
-        [Opt::ExitStatus, Opt::Binary, Opt::StderrToStdout],
-    )
-    .unwrap();
+    let port = Port::open(Name::spawn(cmd), [Opt::ExitStatus, Opt::Binary, Opt::StderrToStdout]).unwrap();
     let (bytes, status) = recv_all_data(&me, &port);
-    let Message::Port(p, PortMsg::ExitStatus(st)) = &status else {
-        panic!("{cmd}: expected a status, got {status:?}")
-    };
+    let Message::Port(p, PortMsg::ExitStatus(st)) = &status else { panic!("{cmd}: expected a status, got {status:?}") };
     assert_eq!(p, &port);
-    assert_eq!(
-        format!("{status:?}"),
-        from_port(&port, &format!("{{:exit_status, {}}}", st.code()))
-    );
+    assert_eq!(format!("{status:?}"), from_port(&port, &format!("{{:exit_status, {}}}", st.code())));
     assert_eq!(recv_dbg(&me), exit_msg(&port, ":normal"), "{cmd}");
     no_more_messages(&me, Duration::from_millis(20));
     (bytes, format!("{:?}", PortMsg::ExitStatus(*st)))
@@ -802,10 +734,7 @@ fn missing_program_through_spawn() {
     let (out, status) = status_of("nonexistent_prog_xyz");
     assert_eq!(status, "{:exit_status, 127}");
     let out = String::from_utf8_lossy(&out);
-    assert!(
-        out.contains("nonexistent_prog_xyz") && out.contains("not found"),
-        "{out:?}"
-    );
+    assert!(out.contains("nonexistent_prog_xyz") && out.contains("not found"), "{out:?}");
 }
 
 /// 7.3 #1 (E6, E7): the `exec` prefix: `echo a; echo b` prints only `a`; a builtin first
@@ -813,10 +742,7 @@ fn missing_program_through_spawn() {
 #[test]
 fn exec_prefix() {
     let (out, status) = status_of("echo a; echo b");
-    assert_eq!(
-        (out.as_slice(), status.as_str()),
-        (&b"a\n"[..], "{:exit_status, 0}")
-    );
+    assert_eq!((out.as_slice(), status.as_str()), (&b"a\n"[..], "{:exit_status, 0}"));
     let (out, status) = status_of("exit 3");
     assert_eq!(status, "{:exit_status, 127}");
     assert!(String::from_utf8_lossy(&out).contains("not found"));
@@ -831,10 +757,7 @@ fn exit_status_of_signals() {
         let port = Port::open(Name::spawn("sleep 100"), [Opt::ExitStatus]).unwrap();
         let os_pid = port.os_pid().unwrap();
         // The pid is known before exec; wait for sleep itself so the shell is not the target.
-        assert!(wait_until(DEADLINE, || cmdline(os_pid)
-            .first()
-            .map(String::as_str)
-            == Some("sleep")));
+        assert!(wait_until(DEADLINE, || cmdline(os_pid).first().map(String::as_str) == Some("sleep")));
         send(&port);
         match recv(&me) {
             Message::Port(p, PortMsg::ExitStatus(st)) if p == port => st,
@@ -842,17 +765,11 @@ fn exit_status_of_signals() {
         }
     };
     let st = signalled(&|p| p.kill().unwrap());
-    assert_eq!(
-        (st.code(), st.signal(), format!("{st:?}")),
-        (137, Some(9), "{:exit_status, 137}".into())
-    );
+    assert_eq!((st.code(), st.signal(), format!("{st:?}")), (137, Some(9), "{:exit_status, 137}".into()));
     let st = signalled(&|p| p.signal(libc::SIGTERM).unwrap());
     assert_eq!((st.code(), st.signal()), (143, Some(libc::SIGTERM)));
     let st = signalled(&|p| {
-        let ok = std::process::Command::new("kill")
-            .args(["-INT", &p.os_pid().unwrap().to_string()])
-            .status()
-            .unwrap();
+        let ok = std::process::Command::new("kill").args(["-INT", &p.os_pid().unwrap().to_string()]).status().unwrap();
         assert!(ok.success());
     });
     assert_eq!((st.code(), st.signal()), (130, Some(libc::SIGINT)));
@@ -881,10 +798,7 @@ fn no_status_after_close() {
     let me = process::current();
     let port = Port::open(
         Name::spawn("sh -c 'sleep 0.2; echo late'"),
-        [
-            Opt::ExitStatus,
-            Opt::Grace(Duration::from_millis(100), Duration::from_millis(100)),
-        ],
+        [Opt::ExitStatus, Opt::Grace(Duration::from_millis(100), Duration::from_millis(100))],
     )
     .unwrap();
     let os_pid = port.os_pid().unwrap();
@@ -899,11 +813,7 @@ fn no_status_after_close() {
 #[test]
 fn status_waits_for_the_exit() {
     let me = process::current();
-    let port = Port::open(
-        Name::spawn("sh -c 'exec 1>&-; sleep 0.3; exit 7'"),
-        [Opt::ExitStatus],
-    )
-    .unwrap();
+    let port = Port::open(Name::spawn("sh -c 'exec 1>&-; sleep 0.3; exit 7'"), [Opt::ExitStatus]).unwrap();
     assert_eq!(recv_dbg(&me), from_port(&port, "{:exit_status, 7}"));
 }
 
@@ -914,19 +824,11 @@ fn status_waits_for_the_exit() {
 #[test]
 fn spawn_executable_missing_path() {
     let err = Port::open(Name::executable("/nonexistent/prog"), []).unwrap_err();
-    assert!(
-        matches!(&err, OpenError::Enoent { path } if path.to_str() == Some("/nonexistent/prog")),
-        "{err:?}"
-    );
+    assert!(matches!(&err, OpenError::Enoent { path } if path.to_str() == Some("/nonexistent/prog")), "{err:?}");
     assert_eq!(err.otp_name(), "enoent");
     assert!(err.to_string().contains("/nonexistent/prog"), "{err}");
     // A bare name is not searched on PATH (E1: "ls" → enoent).
-    assert_eq!(
-        Port::open(Name::executable("ls"), [])
-            .unwrap_err()
-            .otp_name(),
-        "enoent"
-    );
+    assert_eq!(Port::open(Name::executable("ls"), []).unwrap_err().otp_name(), "enoent");
 }
 
 /// §1.3 (E1): a file without any execute bit → `eacces` naming the path (even as root).
@@ -935,10 +837,7 @@ fn spawn_executable_not_executable() {
     let file = TempPath::new("noexec");
     std::fs::write(file.path(), "#!/bin/sh\necho hi\n").unwrap();
     let err = Port::open(Name::executable(file.path()), []).unwrap_err();
-    assert!(
-        matches!(&err, OpenError::Eacces { path } if path == file.path()),
-        "{err:?}"
-    );
+    assert!(matches!(&err, OpenError::Eacces { path } if path == file.path()), "{err:?}");
     assert_eq!(err.otp_name(), "eacces");
     assert!(err.to_string().contains(file.as_str()));
 }
@@ -973,14 +872,8 @@ fn spawn_executable_without_shebang() {
 /// §1.2 / §1.3 (E2): an empty command or path → `badarg`.
 #[test]
 fn empty_names_are_badarg() {
-    assert_eq!(
-        Port::open(Name::spawn(""), []).unwrap_err().otp_name(),
-        "badarg"
-    );
-    assert_eq!(
-        Port::open(Name::executable(""), []).unwrap_err().otp_name(),
-        "badarg"
-    );
+    assert_eq!(Port::open(Name::spawn(""), []).unwrap_err().otp_name(), "badarg");
+    assert_eq!(Port::open(Name::executable(""), []).unwrap_err().otp_name(), "badarg");
 }
 
 /// §2.1 (E2): an unknown option → `badarg` naming it.
@@ -989,11 +882,7 @@ fn unknown_options_are_badarg() {
     for text in [":bogus", "bogus", "{:bogus, 1}", "{:packet}", "{:cd, 42}"] {
         let err = text.parse::<Opt>().unwrap_err();
         assert_eq!(err.otp_name(), "badarg", "{text}");
-        let name = text
-            .trim_start_matches(['{', ':'])
-            .split([',', '}'])
-            .next()
-            .unwrap();
+        let name = text.trim_start_matches(['{', ':']).split([',', '}']).next().unwrap();
         assert!(err.to_string().contains(name), "{text}: {err}");
     }
 }
@@ -1002,17 +891,8 @@ fn unknown_options_are_badarg() {
 /// order.
 #[test]
 fn malformed_options_are_badarg() {
-    for text in [
-        "{:packet, 3}",
-        "{:packet, 0}",
-        "{:line, 0}",
-        "{:parallelism, :maybe}",
-    ] {
-        assert_eq!(
-            text.parse::<Opt>().unwrap_err().otp_name(),
-            "badarg",
-            "{text}"
-        );
+    for text in ["{:packet, 3}", "{:packet, 0}", "{:line, 0}", "{:parallelism, :maybe}"] {
+        assert_eq!(text.parse::<Opt>().unwrap_err().otp_name(), "badarg", "{text}");
     }
     let bad = |name: Name, opts: Vec<Opt>| {
         let label = format!("{name:?} {opts:?}");
@@ -1047,10 +927,7 @@ fn malformed_options_are_badarg() {
 fn bare_line_option() {
     assert_eq!("line".parse::<Opt>().unwrap(), Opt::Line(512));
     assert_eq!(":binary".parse::<Opt>().unwrap(), Opt::Binary);
-    assert_eq!(
-        "{:parallelism, true}".parse::<Opt>().unwrap(),
-        Opt::Parallelism(true)
-    );
+    assert_eq!("{:parallelism, true}".parse::<Opt>().unwrap(), Opt::Parallelism(true));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1077,20 +954,12 @@ fn cd_option() {
     me.trap_exit(true);
     let dir = TempPath::new("cd dir");
     std::fs::create_dir(dir.path()).unwrap();
-    let port = Port::open(
-        Name::spawn("pwd"),
-        [Opt::Cd(dir.path().into()), Opt::Binary],
-    )
-    .unwrap();
+    let port = Port::open(Name::spawn("pwd"), [Opt::Cd(dir.path().into()), Opt::Binary]).unwrap();
     assert_eq!(recv_output(&me, &port), format!("{}\n", dir.as_str()));
 
     let port = Port::open(
         Name::executable("/bin/pwd"),
-        [
-            Opt::Cd("/nonexistent_dir".into()),
-            Opt::ExitStatus,
-            Opt::StderrToStdout,
-        ],
+        [Opt::Cd("/nonexistent_dir".into()), Opt::ExitStatus, Opt::StderrToStdout],
     )
     .unwrap();
     let (_, status) = recv_all_data(&me, &port);
@@ -1101,14 +970,9 @@ fn cd_option() {
 fn two_inherited_vars() -> (String, String) {
     let mut names = std::env::vars_os()
         .filter_map(|(k, _)| k.into_string().ok())
-        .filter(|k| {
-            k != "PATH" && !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-        })
+        .filter(|k| k != "PATH" && !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
         .filter(|k| !k.starts_with(|c: char| c.is_ascii_digit()));
-    (
-        names.next().expect("an inherited variable"),
-        names.next().expect("two inherited variables"),
-    )
+    (names.next().expect("an inherited variable"), names.next().expect("two inherited variables"))
 }
 
 /// §2.10 (E8, E9): `{:env, ..}` sets, unsets with `None` (Elixir's `false`) and with an
@@ -1130,26 +994,12 @@ fn env_option() {
         (gone1.as_str(), None),
         (gone2.as_str(), Some("")),
     ]);
-    let port = Port::open(
-        Name::executable("/bin/sh"),
-        [Opt::args(["-c", &script]), env, Opt::Binary],
-    )
-    .unwrap();
-    assert_eq!(
-        recv_output(&me, &port),
-        "A=1 B=unset EQ=x=y G1=unset G2=unset PATH=kept\n"
-    );
+    let port = Port::open(Name::executable("/bin/sh"), [Opt::args(["-c", &script]), env, Opt::Binary]).unwrap();
+    assert_eq!(recv_output(&me, &port), "A=1 B=unset EQ=x=y G1=unset G2=unset PATH=kept\n");
 
     let replaced = [Opt::env([("A", Some("1"))]), Opt::env([("B", Some("2"))])];
-    let opts = [
-        Opt::args(["-c", "echo A=${A-unset} B=${B-unset}"]),
-        Opt::Binary,
-    ];
-    let port = Port::open(
-        Name::executable("/bin/sh"),
-        opts.into_iter().chain(replaced),
-    )
-    .unwrap();
+    let opts = [Opt::args(["-c", "echo A=${A-unset} B=${B-unset}"]), Opt::Binary];
+    let port = Port::open(Name::executable("/bin/sh"), opts.into_iter().chain(replaced)).unwrap();
     assert_eq!(recv_output(&me, &port), "A=unset B=2\n");
 }
 
@@ -1158,16 +1008,7 @@ fn env_option() {
 fn args_option() {
     let me = process::current();
     me.trap_exit(true);
-    let args = [
-        "-c",
-        "printf '[%s]' \"$@\"; echo \" $#\"",
-        "x",
-        "a b",
-        "",
-        "*",
-        "$HOME",
-        "'q'",
-    ];
+    let args = ["-c", "printf '[%s]' \"$@\"; echo \" $#\"", "x", "a b", "", "*", "$HOME", "'q'"];
     let port = Port::open(Name::executable("/bin/sh"), [Opt::args(args), Opt::Binary]).unwrap();
     assert_eq!(recv_output(&me, &port), "[a b][][*][$HOME]['q'] 5\n");
 }
@@ -1188,14 +1029,8 @@ fn arg0_option() {
         cmd
     };
     assert_eq!(sleep(vec![Opt::args(["5"])]), ["/bin/sleep", "5"]);
-    assert_eq!(
-        sleep(vec![Opt::Arg0("custom_arg0".into()), Opt::args(["5"])]),
-        ["custom_arg0", "5"]
-    );
-    assert_eq!(
-        sleep(vec![Opt::args(["5"]), Opt::Arg0("custom_arg0".into())]),
-        ["custom_arg0", "5"]
-    );
+    assert_eq!(sleep(vec![Opt::Arg0("custom_arg0".into()), Opt::args(["5"])]), ["custom_arg0", "5"]);
+    assert_eq!(sleep(vec![Opt::args(["5"]), Opt::Arg0("custom_arg0".into())]), ["custom_arg0", "5"]);
 }
 
 /// §2.2 (E1): `:stderr_to_stdout` sends stderr as data; without it the owner sees none.
@@ -1209,11 +1044,7 @@ fn stderr_to_stdout_option() {
     assert_eq!(String::from_utf8(out).unwrap(), "out\nerr-to-stdout\n");
     assert_eq!(format!("{last:?}"), exit_msg(&port, ":normal"));
 
-    let port = Port::open(
-        Name::spawn("sh -c 'echo beamport-test-stderr >&2'"),
-        [Opt::Binary],
-    )
-    .unwrap();
+    let port = Port::open(Name::spawn("sh -c 'echo beamport-test-stderr >&2'"), [Opt::Binary]).unwrap();
     assert_eq!(recv_dbg(&me), exit_msg(&port, ":normal"));
 }
 
@@ -1227,11 +1058,7 @@ fn in_only_port() {
     assert_eq!(recv_dbg(&me), data(&port, "in-only\n"));
     assert_eq!(recv_dbg(&me), exit_msg(&port, ":normal"));
 
-    let port = Port::open(
-        Name::spawn("sleep 5"),
-        [Opt::In, Opt::Grace(Duration::ZERO, Duration::ZERO)],
-    )
-    .unwrap();
+    let port = Port::open(Name::spawn("sleep 5"), [Opt::In, Opt::Grace(Duration::ZERO, Duration::ZERO)]).unwrap();
     let os_pid = port.os_pid().unwrap();
     port.command("x").unwrap(); // accepted, then the port exits (E8)
     assert_eq!(recv_dbg(&me), exit_msg(&port, ":ebadf"));
@@ -1244,11 +1071,7 @@ fn in_only_port() {
 fn out_only_port() {
     let me = process::current();
     let file = TempPath::in_dir("out-only");
-    let port = Port::open(
-        Name::spawn(format!("sh -c 'cat > {}'", file.as_str())),
-        [Opt::Out],
-    )
-    .unwrap();
+    let port = Port::open(Name::spawn(format!("sh -c 'cat > {}'", file.as_str())), [Opt::Out]).unwrap();
     let os_pid = port.os_pid().unwrap();
     port.command("out only").unwrap();
     port.close().unwrap();
@@ -1268,21 +1091,11 @@ fn out_only_port() {
 fn parallelism_option() {
     let me = process::current();
     let port = Port::open(Name::spawn("cat"), [Opt::Parallelism(true), Opt::Binary]).unwrap();
-    assert_eq!(
-        port.info_item(Item::Parallelism),
-        Some(ItemValue::Bool(true))
-    );
+    assert_eq!(port.info_item(Item::Parallelism), Some(ItemValue::Bool(true)));
     port.command("p").unwrap();
     assert_eq!(recv_dbg(&me), data(&port, "p"));
-    let port = Port::open(
-        Name::spawn("cat"),
-        ["{:parallelism, false}".parse().unwrap()],
-    )
-    .unwrap();
-    assert_eq!(
-        port.info_item(Item::Parallelism),
-        Some(ItemValue::Bool(false))
-    );
+    let port = Port::open(Name::spawn("cat"), ["{:parallelism, false}".parse().unwrap()]).unwrap();
+    assert_eq!(port.info_item(Item::Parallelism), Some(ItemValue::Bool(false)));
 }
 
 /// Beyond OTP: `close_input` half-closes: `wc -c` sees EOF, prints the count, and the exit
@@ -1295,10 +1108,7 @@ fn half_close() {
     port.command("12345").unwrap();
     port.command("678").unwrap();
     port.close_input().unwrap();
-    assert!(matches!(
-        port.command("late"),
-        Err(PortError::InputClosed(_))
-    ));
+    assert!(matches!(port.command("late"), Err(PortError::InputClosed(_))));
     let (out, status) = recv_all_data(&me, &port);
     assert_eq!(String::from_utf8(out).unwrap().trim(), "8");
     assert_eq!(format!("{status:?}"), from_port(&port, "{:exit_status, 0}"));
@@ -1324,10 +1134,7 @@ fn write_after_eof_is_epipe() {
 /// Open fds of `os_pid`, sorted.
 fn fds_of(os_pid: i32) -> Vec<i32> {
     let mut fds: Vec<i32> = std::fs::read_dir(format!("/proc/{os_pid}/fd"))
-        .map(|d| {
-            d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-                .collect()
-        })
+        .map(|d| d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect())
         .unwrap_or_default();
     fds.sort_unstable();
     fds

@@ -25,9 +25,7 @@ fn spawn_runs_the_closure_in_a_new_process() {
     let me = process::current();
     let parent = me.pid();
     let child = process::spawn(move |me| process::send(parent, me.pid()));
-    let Message::User(u) = recv(&me) else {
-        panic!("expected the child's pid")
-    };
+    let Message::User(u) = recv(&me) else { panic!("expected the child's pid") };
     assert_eq!(u.downcast::<Pid>().unwrap(), child);
     assert_ne!(child, parent);
     assert!(format!("{child:?}").starts_with("#PID<0.") && format!("{child:?}").ends_with(".0>"));
@@ -41,10 +39,7 @@ fn a_process_ends_normally_when_its_closure_returns() {
     assert!(process::list().contains(&child));
     let r = process::monitor(child);
     process::send(child, Stop);
-    assert_eq!(
-        format!("{:?}", recv(&me)),
-        format!("{{:DOWN, {r:?}, :process, {child:?}, :normal}}")
-    );
+    assert_eq!(format!("{:?}", recv(&me)), format!("{{:DOWN, {r:?}, :process, {child:?}, :normal}}"));
     assert!(!child.is_alive());
     assert!(!process::list().contains(&child));
 }
@@ -56,10 +51,7 @@ fn a_panic_is_the_exit_reason() {
     let r = process::monitor(child);
     process::send(child, Crash);
     let reason = recv_down(&me, r);
-    assert!(
-        matches!(&reason, Reason::Panic(m) if &**m == "boom"),
-        "{reason:?}"
-    );
+    assert!(matches!(&reason, Reason::Panic(m) if &**m == "boom"), "{reason:?}");
     assert_eq!(format!("{reason:?}"), "{:panic, \"boom\"}");
 }
 
@@ -77,10 +69,7 @@ fn a_thread_is_a_process_until_it_ends() {
     assert!(!pid.is_alive());
     let r = port.monitor();
     let reason = recv_down(&me, r);
-    assert!(
-        matches!(reason, Reason::Normal | Reason::Noproc),
-        "{reason:?}"
-    );
+    assert!(matches!(reason, Reason::Normal | Reason::Noproc), "{reason:?}");
     assert!(port.info().is_none());
 }
 
@@ -131,10 +120,7 @@ fn link_and_unlink() {
     let a = spawn_forwarder(false);
     process::link(a);
     process::send(a, ExitWith(Reason::atom("linked")));
-    assert_eq!(
-        recv_match(&me, |m| matches!(m, Message::Exit(..))).port(),
-        None
-    );
+    assert_eq!(recv_match(&me, |m| matches!(m, Message::Exit(..))).port(), None);
     assert_eq!(recv_report(&me), Report::Exited(Reason::atom("linked")));
 
     let b = spawn_forwarder(false);
@@ -221,13 +207,7 @@ fn killed_through_a_link_is_trappable() {
     process::exit(victim, Reason::Kill);
     assert_eq!(recv_down(&me, r), Reason::Killed);
     // The victim's own report and the trapper's, from two processes: in either order.
-    assert_reports(
-        &me,
-        [
-            Report::Exited(Reason::Killed),
-            Report::Msg(exit_msg(victim, ":killed")),
-        ],
-    );
+    assert_reports(&me, [Report::Exited(Reason::Killed), Report::Msg(exit_msg(victim, ":killed"))]);
     assert!(trapper.is_alive());
     process::send(trapper, Stop);
 }
@@ -257,13 +237,7 @@ fn exit_self_kill_is_kill_for_links_and_monitors() {
     let trapper = spawn_forwarder(true);
     let q = spawn_forwarder_with(false, move |_| process::link(trapper));
     process::send(q, ExitWith(Reason::Kill));
-    assert_reports(
-        &me,
-        [
-            Report::Exited(Reason::Kill),
-            Report::Msg(exit_msg(q, ":kill")),
-        ],
-    );
+    assert_reports(&me, [Report::Exited(Reason::Kill), Report::Msg(exit_msg(q, ":kill"))]);
     assert!(trapper.is_alive());
     process::send(trapper, Stop);
 }
@@ -299,10 +273,7 @@ fn exit_self_normal() {
     let me = process::current();
     let p = spawn_forwarder(false);
     let r = process::monitor(p);
-    process::send(
-        p,
-        Job(Box::new(|me| process::exit(me.pid(), Reason::Normal))),
-    );
+    process::send(p, Job(Box::new(|me| process::exit(me.pid(), Reason::Normal))));
     assert_eq!(recv_down(&me, r), Reason::Normal);
     assert_eq!(recv_report(&me), Report::Exited(Reason::Normal));
 }
@@ -316,10 +287,7 @@ fn monitor_gets_down_with_the_reason() {
     let p = spawn_forwarder(false);
     let r = process::monitor(p);
     process::send(p, ExitWith(Reason::atom("bye")));
-    assert_eq!(
-        recv_dbg(&me),
-        format!("{{:DOWN, {r:?}, :process, {p:?}, :bye}}")
-    );
+    assert_eq!(recv_dbg(&me), format!("{{:DOWN, {r:?}, :process, {p:?}, :bye}}"));
 }
 
 #[test]
@@ -327,10 +295,7 @@ fn monitor_of_a_dead_process_is_noproc() {
     let me = process::current();
     let dead = dead_pid();
     let r = process::monitor(dead);
-    assert_eq!(
-        recv_dbg(&me),
-        format!("{{:DOWN, {r:?}, :process, {dead:?}, :noproc}}")
-    );
+    assert_eq!(recv_dbg(&me), format!("{{:DOWN, {r:?}, :process, {dead:?}, :noproc}}"));
 }
 
 #[test]
@@ -356,10 +321,7 @@ fn monitors_are_not_links() {
         process::monitor(target);
     });
     process::send(watcher, ExitWith(Reason::atom("watcher_gone")));
-    assert_eq!(
-        recv_report(&me),
-        Report::Exited(Reason::atom("watcher_gone"))
-    );
+    assert_eq!(recv_report(&me), Report::Exited(Reason::atom("watcher_gone")));
     assert!(target.is_alive());
     process::send(target, Stop);
     assert_eq!(recv_down(&me, r), Reason::Normal);
@@ -377,10 +339,7 @@ fn receive_match_keeps_order() {
     }
     process::send(me.pid(), "marker");
     let m = me
-        .receive_match(
-            |m| matches!(m, Message::User(u) if u.downcast_ref::<&str>().is_some()),
-            Some(DEADLINE),
-        )
+        .receive_match(|m| matches!(m, Message::User(u) if u.downcast_ref::<&str>().is_some()), Some(DEADLINE))
         .unwrap()
         .unwrap();
     assert_eq!(format!("{m:?}"), "\"marker\"");
@@ -388,9 +347,7 @@ fn receive_match_keeps_order() {
         .receive_match(|m| matches!(m, Message::User(u) if u.downcast_ref::<u32>().is_some_and(|x| x % 2 == 1)), None)
         .unwrap()
         .unwrap();
-    let Message::User(u) = odd else {
-        unreachable!()
-    };
+    let Message::User(u) = odd else { unreachable!() };
     assert_eq!(u.downcast::<u32>().unwrap(), 1);
     assert_eq!(me.message_queue_len(), 4);
     let rest: Vec<u32> = me
@@ -411,9 +368,7 @@ fn receive_match_keeps_order() {
 fn receive_match_timeout_takes_nothing() {
     let me = process::current();
     process::send(me.pid(), 1u8);
-    let got = me
-        .receive_match(|_| false, Some(Duration::from_millis(20)))
-        .unwrap();
+    let got = me.receive_match(|_| false, Some(Duration::from_millis(20))).unwrap();
     assert!(got.is_none());
     assert_eq!(me.message_queue_len(), 1);
     me.flush().unwrap();
@@ -422,17 +377,11 @@ fn receive_match_timeout_takes_nothing() {
 #[test]
 fn receive_timeout() {
     let me = process::current();
-    assert!(me
-        .receive_timeout(Duration::from_millis(20))
-        .unwrap()
-        .is_none());
+    assert!(me.receive_timeout(Duration::from_millis(20)).unwrap().is_none());
     assert!(me.receive_timeout(Duration::ZERO).unwrap().is_none());
     let parent = me.pid();
     process::spawn(move |_| process::send(parent, "late"));
-    let m = me
-        .receive_timeout(DEADLINE)
-        .unwrap()
-        .expect("a message before the deadline");
+    let m = me.receive_timeout(DEADLINE).unwrap().expect("a message before the deadline");
     assert_eq!(format!("{m:?}"), "\"late\"");
 }
 
@@ -443,12 +392,7 @@ fn flush_takes_everything_in_order() {
     process::send(me.pid(), "a");
     process::send(me.pid(), String::from("b"));
     process::send(me.pid(), "c");
-    let all: Vec<String> = me
-        .flush()
-        .unwrap()
-        .iter()
-        .map(|m| format!("{m:?}"))
-        .collect();
+    let all: Vec<String> = me.flush().unwrap().iter().map(|m| format!("{m:?}")).collect();
     assert_eq!(all, ["\"a\"", "\"b\"", "\"c\""]);
     assert!(me.flush().unwrap().is_empty());
 }
@@ -465,20 +409,14 @@ fn user_messages_of_any_type() {
     process::send(me.pid(), Point { x: 1, y: 2 });
     process::send(me.pid(), vec![1u8, 2, 3]);
     process::send(me.pid(), (String::from("tuple"), 7u64));
-    let Message::User(u) = recv(&me) else {
-        panic!()
-    };
+    let Message::User(u) = recv(&me) else { panic!() };
     assert_eq!(u.downcast_ref::<Point>(), Some(&Point { x: 1, y: 2 }));
     assert!(format!("{u:?}").contains("Point"), "{u:?}");
     let u = u.downcast::<Vec<u8>>().unwrap_err(); // wrong type: the message comes back
     assert_eq!(u.downcast::<Point>().unwrap(), Point { x: 1, y: 2 });
-    let Message::User(u) = recv(&me) else {
-        panic!()
-    };
+    let Message::User(u) = recv(&me) else { panic!() };
     assert_eq!(u.downcast::<Vec<u8>>().unwrap(), [1, 2, 3]);
-    let Message::User(u) = recv(&me) else {
-        panic!()
-    };
+    let Message::User(u) = recv(&me) else { panic!() };
     assert_eq!(u.downcast::<(String, u64)>().unwrap(), ("tuple".into(), 7));
 }
 
@@ -502,10 +440,7 @@ fn a_killed_process_gets_exited_from_every_mailbox_call() {
         let blocked = me.receive(); // woken by the kill
         let results = vec![
             format!("{blocked:?}"),
-            format!(
-                "{:?}",
-                me.receive_timeout(Duration::from_millis(1)).map(|_| ())
-            ),
+            format!("{:?}", me.receive_timeout(Duration::from_millis(1)).map(|_| ())),
             format!("{:?}", me.receive_match(|_| true, None).map(|_| ())),
             format!("{:?}", me.flush().map(|_| ())),
             format!("{:?}", block_on(me.receive_async()).map(|_| ())),
@@ -520,15 +455,10 @@ fn a_killed_process_gets_exited_from_every_mailbox_call() {
     });
     rx.recv().unwrap();
     process::exit(victim, Reason::atom("shot"));
-    let Message::User(u) = recv(&me) else {
-        panic!()
-    };
+    let Message::User(u) = recv(&me) else { panic!() };
     let results = u.downcast::<Vec<String>>().unwrap();
     let err = format!("{:?}", Err::<(), _>(Exited(Reason::atom("shot"))));
-    assert_eq!(
-        results[0],
-        format!("{:?}", Err::<Message, _>(Exited(Reason::atom("shot"))))
-    );
+    assert_eq!(results[0], format!("{:?}", Err::<Message, _>(Exited(Reason::atom("shot")))));
     for r in &results[1..5] {
         assert_eq!(r, &err);
     }
@@ -544,17 +474,11 @@ fn a_killed_process_gets_exited_from_every_mailbox_call() {
 fn receive_async() {
     let me = process::current();
     process::send(me.pid(), "ready");
-    assert_eq!(
-        format!("{:?}", block_on(me.receive_async()).unwrap()),
-        "\"ready\""
-    );
+    assert_eq!(format!("{:?}", block_on(me.receive_async()).unwrap()), "\"ready\"");
 
     let parent = me.pid();
     process::spawn(move |_| process::send(parent, "from another thread"));
-    assert_eq!(
-        format!("{:?}", block_on(me.receive_async()).unwrap()),
-        "\"from another thread\""
-    );
+    assert_eq!(format!("{:?}", block_on(me.receive_async()).unwrap()), "\"from another thread\"");
 
     // Port messages arrive the same way.
     let port = Port::open(Name::spawn("echo async"), [beamport::Opt::Binary]).unwrap();

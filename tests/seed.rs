@@ -6,8 +6,7 @@ mod common;
 use std::time::Duration;
 
 use beamport::{
-    find_executable, process, CommandFlags, Id, Item, ItemValue, Message, Name, Opt, Port,
-    PortError, Reason, Request,
+    find_executable, process, CommandFlags, Id, Item, ItemValue, Message, Name, Opt, Port, PortError, Reason, Request,
 };
 use common::*;
 
@@ -83,10 +82,7 @@ fn echo_oops() {
         Message::Down(r, Id::Port(p), reason) => {
             assert_eq!((r, &p), (down, &port));
             // `:noproc` if the port was already gone when the monitor was set.
-            assert!(
-                matches!(reason, Reason::Normal | Reason::Noproc),
-                "{reason:?}"
-            );
+            assert!(matches!(reason, Reason::Normal | Reason::Noproc), "{reason:?}");
         }
         other => panic!("expected :DOWN, got {other:?}"),
     }
@@ -106,15 +102,8 @@ fn spawn_executable_with_args() {
     let me = process::current();
     let path = find_executable("echo").expect("echo on PATH");
     assert!(path.is_absolute());
-    let port = Port::open(
-        Name::executable(&path),
-        [Opt::Binary, Opt::args(["hello world"])],
-    )
-    .unwrap();
-    assert_eq!(
-        recv_dbg(&me),
-        from_port(&port, "{:data, \"hello world\\n\"}")
-    );
+    let port = Port::open(Name::executable(&path), [Opt::Binary, Opt::args(["hello world"])]).unwrap();
+    assert_eq!(recv_dbg(&me), from_port(&port, "{:data, \"hello world\\n\"}"));
     no_more_messages(&me, QUIET);
     assert_eq!(find_executable("no-such-program-xyz"), None);
 }
@@ -137,27 +126,10 @@ fn command_and_close_functions() {
     port.command("hello").unwrap();
     assert_eq!(recv_dbg(&me), from_port(&port, "{:data, \"hello\"}"));
     // Port.command(port, data, [:nosuspend]) on a port that is not busy: true.
-    assert!(port
-        .command_with(
-            "again",
-            CommandFlags {
-                nosuspend: true,
-                force: false
-            }
-        )
-        .unwrap());
+    assert!(port.command_with("again", CommandFlags { nosuspend: true, force: false }).unwrap());
     assert_eq!(recv_dbg(&me), from_port(&port, "{:data, \"again\"}"));
     // [:force] is notsup for spawn ports, as in OTP.
-    assert!(matches!(
-        port.command_with(
-            "x",
-            CommandFlags {
-                nosuspend: false,
-                force: true
-            }
-        ),
-        Err(PortError::NotSup)
-    ));
+    assert!(matches!(port.command_with("x", CommandFlags { nosuspend: false, force: true }), Err(PortError::NotSup)));
     port.close().unwrap();
     no_more_messages(&me, QUIET);
     assert!(matches!(port.close(), Err(PortError::Closed(_))));
@@ -175,15 +147,9 @@ fn command_nosuspend_on_a_busy_port() {
     let port = Port::open(Name::spawn("sleep 30"), [quick]).unwrap();
     port.command(vec![0u8; 8_000_000]).unwrap(); // accepted whole, then the port is busy
     assert!(matches!(port.info_item(Item::QueueSize), Some(ItemValue::Int(n)) if n > 0));
-    let nosuspend = CommandFlags {
-        nosuspend: true,
-        force: false,
-    };
+    let nosuspend = CommandFlags { nosuspend: true, force: false };
     assert!(!port.command_with("dropped", nosuspend).unwrap());
-    assert_eq!(
-        port.info_item(Item::Output),
-        Some(ItemValue::Int(8_000_000))
-    );
+    assert_eq!(port.info_item(Item::Output), Some(ItemValue::Int(8_000_000)));
     process::exit(&port, Reason::Kill);
     assert_eq!(recv_dbg(&me), format!("{{:EXIT, {port:?}, :killed}}"));
 }
@@ -204,18 +170,10 @@ fn connect_function() {
     });
     port.connect(child).unwrap();
     assert_eq!(port.info_item(Item::Connected), Some(ItemValue::Pid(child)));
-    assert_eq!(
-        port.info_item(Item::Links),
-        Some(ItemValue::Pids(vec![parent, child]))
-    );
+    assert_eq!(port.info_item(Item::Links), Some(ItemValue::Pids(vec![parent, child])));
     port.command("to the new owner").unwrap();
-    let Message::User(u) = recv(&me) else {
-        panic!("expected the child's report")
-    };
-    assert_eq!(
-        u.downcast::<String>().unwrap(),
-        from_port(&port, "{:data, \"to the new owner\"}")
-    );
+    let Message::User(u) = recv(&me) else { panic!("expected the child's report") };
+    assert_eq!(u.downcast::<String>().unwrap(), from_port(&port, "{:data, \"to the new owner\"}"));
     no_more_messages(&me, QUIET);
     port.close().unwrap();
     process::send(child, ());
@@ -244,11 +202,7 @@ fn info_1() {
         )
     );
     // The pid is known once the child is forked, before it execs (as in OTP, §1.6).
-    assert!(
-        wait_until(DEADLINE, || cmdline(os_pid) == ["cat"]),
-        "{:?}",
-        cmdline(os_pid)
-    );
+    assert!(wait_until(DEADLINE, || cmdline(os_pid) == ["cat"]), "{:?}", cmdline(os_pid));
     port.close().unwrap();
     assert!(port.info().is_none());
 }
@@ -258,50 +212,21 @@ fn info_1() {
 fn info_2() {
     let me = process::current();
     let port = Port::open(Name::spawn("cat"), [Opt::Binary]).unwrap();
-    assert_eq!(
-        port.info_item(Item::Name),
-        Some(ItemValue::Name("cat".into()))
-    );
-    assert_eq!(
-        format!("{:?}", port.info_item(Item::Name).unwrap()),
-        "'cat'"
-    );
-    assert_eq!(
-        port.info_item(Item::Connected),
-        Some(ItemValue::Pid(me.pid()))
-    );
-    assert_eq!(
-        port.info_item(Item::Links),
-        Some(ItemValue::Pids(vec![me.pid()]))
-    );
+    assert_eq!(port.info_item(Item::Name), Some(ItemValue::Name("cat".into())));
+    assert_eq!(format!("{:?}", port.info_item(Item::Name).unwrap()), "'cat'");
+    assert_eq!(port.info_item(Item::Connected), Some(ItemValue::Pid(me.pid())));
+    assert_eq!(port.info_item(Item::Links), Some(ItemValue::Pids(vec![me.pid()])));
     assert_eq!(port.info_item(Item::Id), Some(ItemValue::Int(port.id())));
-    assert_eq!(
-        port.info_item(Item::OsPid),
-        Some(ItemValue::OsPid(port.os_pid()))
-    );
-    assert_eq!(
-        port.info_item(Item::Parallelism),
-        Some(ItemValue::Bool(false))
-    );
+    assert_eq!(port.info_item(Item::OsPid), Some(ItemValue::OsPid(port.os_pid())));
+    assert_eq!(port.info_item(Item::Parallelism), Some(ItemValue::Bool(false)));
     assert_eq!(port.info_item(Item::QueueSize), Some(ItemValue::Int(0)));
-    assert_eq!(
-        port.info_item(Item::MonitoredBy),
-        Some(ItemValue::Pids(vec![]))
-    );
+    assert_eq!(port.info_item(Item::MonitoredBy), Some(ItemValue::Pids(vec![])));
     port.command("abc").unwrap();
     assert_eq!(recv_dbg(&me), from_port(&port, "{:data, \"abc\"}"));
     assert_eq!(port.info_item(Item::Output), Some(ItemValue::Int(3)));
     assert_eq!(port.info_item(Item::Input), Some(ItemValue::Int(3)));
     port.close().unwrap();
-    for item in [
-        Item::Name,
-        Item::Links,
-        Item::Id,
-        Item::Connected,
-        Item::Input,
-        Item::Output,
-        Item::OsPid,
-    ] {
+    for item in [Item::Name, Item::Links, Item::Id, Item::Connected, Item::Input, Item::Output, Item::OsPid] {
         assert_eq!(port.info_item(item), None, "{item:?} of a closed port");
     }
 }
@@ -347,28 +272,19 @@ fn exit_and_connected_messages() {
 #[test]
 fn zombie_wrapper_script() {
     let me = process::current();
-    let wrapper = script(
-        "wrapper.sh",
-        "#!/bin/sh\n\"$@\" &\npid=$!\nwhile read line ; do\n  :\ndone\nkill -KILL $pid\n",
-    );
+    let wrapper =
+        script("wrapper.sh", "#!/bin/sh\n\"$@\" &\npid=$!\nwhile read line ; do\n  :\ndone\nkill -KILL $pid\n");
     let sleep = find_executable("sleep").unwrap();
     let port = Port::open(
         Name::executable(wrapper.path()),
-        [
-            Opt::args([sleep.to_str().unwrap(), "300"]),
-            Opt::ExitStatus,
-            Opt::Binary,
-        ],
+        [Opt::args([sleep.to_str().unwrap(), "300"]), Opt::ExitStatus, Opt::Binary],
     )
     .unwrap();
     let sh = port.os_pid().unwrap();
     // The wrapper's child, once it has exec'd sleep.
     let mut program = Vec::new();
     assert!(wait_until(DEADLINE, || {
-        program = children(sh)
-            .into_iter()
-            .filter(|&p| cmdline(p).last().map(String::as_str) == Some("300"))
-            .collect();
+        program = children(sh).into_iter().filter(|&p| cmdline(p).last().map(String::as_str) == Some("300")).collect();
         !program.is_empty()
     }));
     me.trap_exit(true);
@@ -384,16 +300,10 @@ fn zombie_wrapper_script() {
 #[test]
 fn port_names() {
     let port = Port::open(Name::spawn("sleep 5"), []).unwrap();
-    assert_eq!(
-        port.info_item(Item::Name),
-        Some(ItemValue::Name("sleep 5".into()))
-    );
+    assert_eq!(port.info_item(Item::Name), Some(ItemValue::Name("sleep 5".into())));
     port.close().unwrap();
     let port = Port::open(Name::executable("/bin/sleep"), [Opt::args(["5"])]).unwrap();
-    assert_eq!(
-        port.info_item(Item::Name),
-        Some(ItemValue::Name("/bin/sleep".into()))
-    );
+    assert_eq!(port.info_item(Item::Name), Some(ItemValue::Name("/bin/sleep".into())));
     port.close().unwrap();
 }
 

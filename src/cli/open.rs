@@ -17,13 +17,11 @@ use beamport::{find_executable, process, Message, Name, OpenError, Opt, Port, Po
 
 /// Arguments of `beamport open`.
 #[derive(Debug, clap::Args)]
-#[command(
-    after_help = "Each stdin line is one command; when stdin ends the port's input is half-closed.\n\
+#[command(after_help = "Each stdin line is one command; when stdin ends the port's input is half-closed.\n\
 Every message the owner gets is printed in iex format; the last is {:EXIT, #Port<0.N>, reason}.\n\
 Exit status: 0 if that reason is :normal, 1 otherwise, 2 if the port could not be opened.\n\n\
 Examples:\n  printf 'hello\\n' | beamport open --exit-status -- /bin/cat\n  \
-beamport open --spawn 'echo oops'\n  printf 'a\\nbb\\n' | beamport open --packet 4 -- cat"
-)]
+beamport open --spawn 'echo oops'\n  printf 'a\\nbb\\n' | beamport open --packet 4 -- cat")]
 pub struct Args {
     /// Boxed, so that `cli::Command` stays small.
     #[command(flatten)]
@@ -77,11 +75,7 @@ struct Spec {
     opt: Vec<String>,
     /// The program and its arguments: `{:spawn_executable, PROG}, args: ARGS`. A PROG without
     /// `/` is looked up on PATH.
-    #[arg(
-        last = true,
-        value_name = "PROG ARGS",
-        required_unless_present = "spawn"
-    )]
+    #[arg(last = true, value_name = "PROG ARGS", required_unless_present = "spawn")]
     command: Vec<OsString>,
 }
 
@@ -199,9 +193,7 @@ fn port_spec(args: &Spec) -> Result<(Name, Vec<Opt>), OpenError> {
         opts.push(Opt::Cd(dir.clone()));
     }
     if !args.env.is_empty() {
-        opts.push(Opt::Env(
-            args.env.iter().map(env_pair).collect::<Result<_, _>>()?,
-        ));
+        opts.push(Opt::Env(args.env.iter().map(env_pair).collect::<Result<_, _>>()?));
     }
     if let Some(a) = &args.arg0 {
         opts.push(Opt::Arg0(a.clone()));
@@ -228,31 +220,20 @@ fn resolve(prog: &OsString) -> Result<PathBuf, OpenError> {
     if prog.as_bytes().contains(&b'/') {
         return Ok(path);
     }
-    prog.to_str()
-        .and_then(find_executable)
-        .ok_or(OpenError::Enoent { path })
+    prog.to_str().and_then(find_executable).ok_or(OpenError::Enoent { path })
 }
 
 /// `K=V` → `(K, Some(V))`; `K=` → `(K, None)` (unset).
 fn env_pair(kv: &OsString) -> Result<(OsString, Option<OsString>), OpenError> {
     let bytes = kv.as_bytes();
     let Some(eq) = bytes.iter().position(|&b| b == b'=') else {
-        return Err(badarg(format!(
-            "--env {}: expected K=V (or K= to unset)",
-            kv.to_string_lossy()
-        )));
+        return Err(badarg(format!("--env {}: expected K=V (or K= to unset)", kv.to_string_lossy())));
     };
     let (k, v) = (&bytes[..eq], &bytes[eq + 1..]);
     if k.is_empty() {
-        return Err(badarg(format!(
-            "--env {}: empty variable name",
-            kv.to_string_lossy()
-        )));
+        return Err(badarg(format!("--env {}: empty variable name", kv.to_string_lossy())));
     }
-    Ok((
-        OsStr::from_bytes(k).into(),
-        (!v.is_empty()).then(|| OsStr::from_bytes(v).into()),
-    ))
+    Ok((OsStr::from_bytes(k).into(), (!v.is_empty()).then(|| OsStr::from_bytes(v).into())))
 }
 
 fn badarg(what: impl Into<String>) -> OpenError {

@@ -42,12 +42,7 @@ pub struct Args {
     #[arg(long, value_name = "D", default_value = "5s", value_parser = parse_duration)]
     pub grace: Duration,
     /// The program (looked up in PATH when it has no `/`) and its arguments.
-    #[arg(
-        value_name = "PROG ARGS",
-        required = true,
-        trailing_var_arg = true,
-        allow_hyphen_values = true
-    )]
+    #[arg(value_name = "PROG ARGS", required = true, trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<OsString>,
 }
 
@@ -64,10 +59,7 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
         "m" => 60.0,
         _ => return Err(format!("{s:?}: the unit must be ms, s or m")),
     };
-    let n: f64 = num
-        .trim()
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration (e.g. 500ms, 2s, 1.5)"))?;
+    let n: f64 = num.trim().parse().map_err(|_| format!("{s:?} is not a duration (e.g. 500ms, 2s, 1.5)"))?;
     Duration::try_from_secs_f64(n * scale).map_err(|e| format!("{s:?}: {e}"))
 }
 
@@ -86,10 +78,7 @@ enum Event {
 pub fn run(args: Args) -> i32 {
     let (prog, prog_args) = args.command.split_first().expect("clap requires PROG");
     let Some(path) = resolve(prog) else {
-        eprintln!(
-            "beamport run: {}: command not found",
-            prog.to_string_lossy()
-        );
+        eprintln!("beamport run: {}: command not found", prog.to_string_lossy());
         return 127;
     };
     let me = process::current();
@@ -155,13 +144,11 @@ fn resolve(prog: &OsString) -> Option<std::path::PathBuf> {
 fn forward_signals(owner: Pid) -> io::Result<()> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
     let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])?;
-    thread::Builder::new()
-        .name("beamport-run-signals".into())
-        .spawn(move || {
-            for _ in signals.forever() {
-                process::send(owner, Event::Signal);
-            }
-        })?;
+    thread::Builder::new().name("beamport-run-signals".into()).spawn(move || {
+        for _ in signals.forever() {
+            process::send(owner, Event::Signal);
+        }
+    })?;
     Ok(())
 }
 
@@ -178,22 +165,20 @@ fn watch_exit(os_pid: i32, owner: Pid, exited: Arc<AtomicBool>) -> bool {
         Err(rustix::io::Errno::SRCH) => None, // already gone
         Err(_) => return false,
     };
-    let spawned = thread::Builder::new()
-        .name("beamport-run-exit".into())
-        .spawn(move || {
-            if let Some(fd) = fd {
-                loop {
-                    let mut fds = [PollFd::new(&fd, PollFlags::IN)];
-                    match poll(&mut fds, None) {
-                        Ok(n) if n > 0 => break,
-                        Ok(_) | Err(rustix::io::Errno::INTR) => continue,
-                        Err(_) => return, // cannot tell: rely on `:eof`
-                    }
+    let spawned = thread::Builder::new().name("beamport-run-exit".into()).spawn(move || {
+        if let Some(fd) = fd {
+            loop {
+                let mut fds = [PollFd::new(&fd, PollFlags::IN)];
+                match poll(&mut fds, None) {
+                    Ok(n) if n > 0 => break,
+                    Ok(_) | Err(rustix::io::Errno::INTR) => continue,
+                    Err(_) => return, // cannot tell: rely on `:eof`
                 }
             }
-            exited.store(true, Ordering::Release);
-            process::send(owner, Event::ProgExited);
-        });
+        }
+        exited.store(true, Ordering::Release);
+        process::send(owner, Event::ProgExited);
+    });
     spawned.is_ok()
 }
 
@@ -287,7 +272,7 @@ impl Runner {
         if self.port.is_open() {
             let _ = self.port.close();
         }
-        match self.status {
+        match self.status.or_else(|| self.port.exit_status()) {
             Some(s) => s.code(),
             None => {
                 let why = match &self.port_gone {
@@ -375,30 +360,15 @@ impl Runner {
         }
     }
 
-    /// Signals PROG's process group: through the port while PROG lives; directly once it has
-    /// exited, because the launcher forgets a child (and ignores signals for it) once it has
-    /// reaped it, while its group may live on.
+    /// Signals PROG's process group through the port: the launcher keeps the group
+    /// reachable after PROG itself has exited, while the port is open.
     fn signal_group(&self, sig: i32) {
-        if !self.exited && self.port.signal(sig).is_ok() {
-            return;
-        }
-        let Some(pgid) = rustix::process::Pid::from_raw(self.pgid) else {
-            return;
-        };
-        // A pgid stays reserved while its group has members, so checking first keeps a reused
-        // pid from being hit.
-        if let (true, Some(sig)) = (
-            self.group_alive(),
-            rustix::process::Signal::from_named_raw(sig),
-        ) {
-            let _ = rustix::process::kill_process_group(pgid, sig);
-        }
+        let _ = self.port.signal(sig);
     }
 
-    /// Whether PROG's process group still has members.
+    /// Whether PROG's process group still has members (checked, never signalled, from here).
     fn group_alive(&self) -> bool {
-        rustix::process::Pid::from_raw(self.pgid)
-            .is_some_and(|p| rustix::process::test_kill_process_group(p).is_ok())
+        rustix::process::Pid::from_raw(self.pgid).is_some_and(|p| rustix::process::test_kill_process_group(p).is_ok())
     }
 }
 

@@ -12,10 +12,7 @@ use std::fmt::Display;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use beamport::{
-    find_executable, process, Item, ItemValue, Message, Name, Opt, Pid, Port, Process, Reason,
-    Request,
-};
+use beamport::{find_executable, process, Item, ItemValue, Message, Name, Opt, Pid, Port, Process, Reason, Request};
 
 /// How long a step may wait for the messages it expects.
 const WAIT: Duration = Duration::from_secs(10);
@@ -27,11 +24,7 @@ pub struct Args {}
 /// Runs `beamport tour`: 0 when every example behaved as documented, 1 otherwise.
 pub fn run(_args: Args) -> i32 {
     println!("# beamport tour: the examples of Elixir 1.5's Port docs, run with beamport");
-    let mut t = Tour {
-        me: process::current(),
-        held: Vec::new(),
-        mismatches: 0,
-    };
+    let mut t = Tour { me: process::current(), held: Vec::new(), mismatches: 0 };
     t.cat_with_messages();
     t.spawn_echo();
     t.spawn_executable();
@@ -144,12 +137,7 @@ impl Tour {
     }
 
     /// Opens a port, or records the failure.
-    fn open(
-        &mut self,
-        code: &str,
-        name: Name,
-        opts: impl IntoIterator<Item = Opt>,
-    ) -> Option<Port> {
+    fn open(&mut self, code: &str, name: Name, opts: impl IntoIterator<Item = Opt>) -> Option<Port> {
         match Port::open(name, opts) {
             Ok(port) => {
                 self.iex(code, format_args!("{port:?}"));
@@ -167,10 +155,7 @@ impl Tour {
     /// the next example): monitors it and takes only that `:DOWN`.
     fn await_gone(&mut self, port: &Port) {
         let r = port.monitor();
-        let down = self.me.receive_match(
-            |m| matches!(m, Message::Down(x, _, _) if *x == r),
-            Some(WAIT),
-        );
+        let down = self.me.receive_match(|m| matches!(m, Message::Down(x, _, _) if *x == r), Some(WAIT));
         if !matches!(down, Ok(Some(_))) {
             self.mismatch(format!("{port:?} did not end within {WAIT:?}"));
         }
@@ -179,10 +164,7 @@ impl Tour {
     /// Waits, without printing, until process `pid` has ended.
     fn await_exit(&mut self, pid: Pid) {
         let r = process::monitor(pid);
-        let down = self.me.receive_match(
-            |m| matches!(m, Message::Down(x, _, _) if *x == r),
-            Some(WAIT),
-        );
+        let down = self.me.receive_match(|m| matches!(m, Message::Down(x, _, _) if *x == r), Some(WAIT));
         if !matches!(down, Ok(Some(_))) {
             self.mismatch(format!("{pid:?} did not end within {WAIT:?}"));
         }
@@ -192,47 +174,25 @@ impl Tour {
     fn close(&mut self, port: &Port) {
         let r = port.close();
         self.check(r.is_ok(), format!("Port.close failed: {r:?}"));
-        self.iex(
-            "Port.close(port)",
-            if r.is_ok() {
-                "true"
-            } else {
-                "** (ArgumentError) argument error"
-            },
-        );
+        self.iex("Port.close(port)", if r.is_ok() { "true" } else { "** (ArgumentError) argument error" });
     }
 
     /// The first example: `cat` driven by the message API.
     fn cat_with_messages(&mut self) {
         self.section("1. The message API: `cat`");
-        let Some(port) = self.open(
-            "port = Port.open({:spawn, \"cat\"}, [:binary])",
-            Name::spawn("cat"),
-            [Opt::Binary],
-        ) else {
+        let Some(port) = self.open("port = Port.open({:spawn, \"cat\"}, [:binary])", Name::spawn("cat"), [Opt::Binary])
+        else {
             return;
         };
         let me = self.me.pid();
         port.send(me, Request::command("hello"));
-        self.iex(
-            "send port, {self(), {:command, \"hello\"}}",
-            format_args!("{{{me:?}, {{:command, \"hello\"}}}}"),
-        );
+        self.iex("send port, {self(), {:command, \"hello\"}}", format_args!("{{{me:?}, {{:command, \"hello\"}}}}"));
         self.settle(1);
         port.send(me, Request::command("world"));
-        self.iex(
-            "send port, {self(), {:command, \"world\"}}",
-            format_args!("{{{me:?}, {{:command, \"world\"}}}}"),
-        );
-        self.flush(&[
-            from_port(&port, "{:data, \"hello\"}"),
-            from_port(&port, "{:data, \"world\"}"),
-        ]);
+        self.iex("send port, {self(), {:command, \"world\"}}", format_args!("{{{me:?}, {{:command, \"world\"}}}}"));
+        self.flush(&[from_port(&port, "{:data, \"hello\"}"), from_port(&port, "{:data, \"world\"}")]);
         port.send(me, Request::Close);
-        self.iex(
-            "send port, {self(), :close}",
-            format_args!("{{{me:?}, :close}}"),
-        );
+        self.iex("send port, {self(), :close}", format_args!("{{{me:?}, :close}}"));
         self.flush(&[from_port(&port, ":closed")]);
         self.await_gone(&port);
     }
@@ -240,11 +200,9 @@ impl Tour {
     /// `{:spawn, "echo oops"}`.
     fn spawn_echo(&mut self) {
         self.section("2. {:spawn, command}: `echo oops`");
-        let Some(port) = self.open(
-            "port = Port.open({:spawn, \"echo oops\"}, [:binary])",
-            Name::spawn("echo oops"),
-            [Opt::Binary],
-        ) else {
+        let Some(port) =
+            self.open("port = Port.open({:spawn, \"echo oops\"}, [:binary])", Name::spawn("echo oops"), [Opt::Binary])
+        else {
             return;
         };
         self.flush(&[from_port(&port, "{:data, \"oops\\n\"}")]);
@@ -258,10 +216,7 @@ impl Tour {
             self.mismatch("System.find_executable(\"echo\") found nothing");
             return;
         };
-        self.iex(
-            "path = System.find_executable(\"echo\")",
-            format_args!("{:?}", path.to_string_lossy()),
-        );
+        self.iex("path = System.find_executable(\"echo\")", format_args!("{:?}", path.to_string_lossy()));
         let Some(port) = self.open(
             "port = Port.open({:spawn_executable, path}, [:binary, args: [\"hello world\"]])",
             Name::executable(&path),
@@ -276,11 +231,8 @@ impl Tour {
     /// `Port.command/2` and `Port.close/1`.
     fn function_api(&mut self) {
         self.section("4. The function API: Port.command/2, Port.close/1");
-        let Some(port) = self.open(
-            "port = Port.open({:spawn, \"cat\"}, [:binary])",
-            Name::spawn("cat"),
-            [Opt::Binary],
-        ) else {
+        let Some(port) = self.open("port = Port.open({:spawn, \"cat\"}, [:binary])", Name::spawn("cat"), [Opt::Binary])
+        else {
             return;
         };
         let r = port.command("hello");
@@ -292,34 +244,22 @@ impl Tour {
         self.flush(&[]);
         let r = port.command("again");
         self.check(r.is_err(), "Port.command on a closed port succeeded");
-        self.iex(
-            "Port.command(port, \"again\")",
-            "** (ArgumentError) argument error",
-        );
+        self.iex("Port.command(port, \"again\")", "** (ArgumentError) argument error");
         self.await_gone(&port);
     }
 
     /// `{:connect, new_pid}` and `Port.connect/2`.
     fn connect(&mut self) {
         self.section("5. Changing the owner: {:connect, new_pid} and Port.connect/2");
-        let Some(port) = self.open(
-            "port = Port.open({:spawn, \"cat\"}, [:binary])",
-            Name::spawn("cat"),
-            [Opt::Binary],
-        ) else {
+        let Some(port) = self.open("port = Port.open({:spawn, \"cat\"}, [:binary])", Name::spawn("cat"), [Opt::Binary])
+        else {
             return;
         };
         let me = self.me.pid();
         let new_pid = process::spawn(keeper);
-        self.iex(
-            "new_pid = spawn(fn -> Process.sleep(:infinity) end)",
-            format_args!("{new_pid:?}"),
-        );
+        self.iex("new_pid = spawn(fn -> Process.sleep(:infinity) end)", format_args!("{new_pid:?}"));
         port.send(me, Request::Connect(new_pid));
-        self.iex(
-            "send port, {self(), {:connect, new_pid}}",
-            format_args!("{{{me:?}, {{:connect, {new_pid:?}}}}}"),
-        );
+        self.iex("send port, {self(), {:connect, new_pid}}", format_args!("{{{me:?}, {{:connect, {new_pid:?}}}}}"));
         self.note("the old owner gets :connected");
         self.flush(&[from_port(&port, ":connected")]);
         let r = port.command("hi");
@@ -346,10 +286,9 @@ impl Tour {
     /// `Process.info(pid, :messages)` for the connect example's second process.
     fn mailbox_of(&mut self, pid: Pid, expected: &[String]) {
         process::send(pid, KeeperCall::Report(self.me.pid(), expected.len()));
-        let reply = self.me.receive_match(
-            |m| matches!(m, Message::User(u) if u.downcast_ref::<Vec<String>>().is_some()),
-            Some(WAIT),
-        );
+        let reply = self
+            .me
+            .receive_match(|m| matches!(m, Message::User(u) if u.downcast_ref::<Vec<String>>().is_some()), Some(WAIT));
         let got = match reply {
             Ok(Some(Message::User(u))) => u.downcast::<Vec<String>>().unwrap_or_default(),
             _ => {
@@ -357,10 +296,7 @@ impl Tour {
                 return;
             }
         };
-        self.iex(
-            "Process.info(new_pid, :messages)",
-            format_args!("{{:messages, [{}]}}", got.join(", ")),
-        );
+        self.iex("Process.info(new_pid, :messages)", format_args!("{{:messages, [{}]}}", got.join(", ")));
         if got != expected {
             self.mismatch(format!("{pid:?} got {got:?}, expected {expected:?}"));
         }
@@ -369,11 +305,8 @@ impl Tour {
     /// `Port.info/1`, `Port.info/2`, `Port.list/0`.
     fn info(&mut self) {
         self.section("6. Port.info/1, Port.info/2, Port.list/0");
-        let Some(port) = self.open(
-            "port = Port.open({:spawn, \"cat\"}, [:binary])",
-            Name::spawn("cat"),
-            [Opt::Binary],
-        ) else {
+        let Some(port) = self.open("port = Port.open({:spawn, \"cat\"}, [:binary])", Name::spawn("cat"), [Opt::Binary])
+        else {
             return;
         };
         let me = self.me.pid();
@@ -382,10 +315,7 @@ impl Tour {
                 self.iex("Port.info(port)", format_args!("{info:?}"));
                 self.check(info.name == "cat", format!("name {:?}", info.name));
                 self.check(info.links == [me], format!("links {:?}", info.links));
-                self.check(
-                    info.connected == me,
-                    format!("connected {:?}", info.connected),
-                );
+                self.check(info.connected == me, format!("connected {:?}", info.connected));
                 self.check(info.id == port.id(), format!("id {}", info.id));
             }
             None => self.mismatch("Port.info/1 gave nil for an open port"),
@@ -394,53 +324,28 @@ impl Tour {
         match os_pid {
             Some(ItemValue::OsPid(Some(p))) => {
                 let exists = Path::new(&format!("/proc/{p}")).exists();
-                self.check(
-                    exists,
-                    format!("/proc/{p} does not exist: the os_pid is not in our PID namespace"),
-                );
+                self.check(exists, format!("/proc/{p} does not exist: the os_pid is not in our PID namespace"));
             }
             other => self.mismatch(format!("os_pid is {other:?}")),
         }
         let name = self.item(&port, Item::Name, "name");
-        self.check(
-            name == Some(ItemValue::Name("cat".into())),
-            format!("name is {name:?}"),
-        );
+        self.check(name == Some(ItemValue::Name("cat".into())), format!("name is {name:?}"));
         let connected = self.item(&port, Item::Connected, "connected");
-        self.check(
-            connected == Some(ItemValue::Pid(me)),
-            format!("connected is {connected:?}"),
-        );
+        self.check(connected == Some(ItemValue::Pid(me)), format!("connected is {connected:?}"));
         let r = port.command("hi");
         self.check(r.is_ok(), format!("Port.command failed: {r:?}"));
         self.iex("Port.command(port, \"hi\")", r.is_ok());
         self.flush(&[from_port(&port, "{:data, \"hi\"}")]);
         let output = self.item(&port, Item::Output, "output");
-        self.check(
-            output == Some(ItemValue::Int(2)),
-            format!("output is {output:?}"),
-        );
+        self.check(output == Some(ItemValue::Int(2)), format!("output is {output:?}"));
         let input = self.item(&port, Item::Input, "input");
-        self.check(
-            input == Some(ItemValue::Int(2)),
-            format!("input is {input:?}"),
-        );
+        self.check(input == Some(ItemValue::Int(2)), format!("input is {input:?}"));
         let list = Port::list();
         self.iex("Port.list()", format_args!("{list:?}"));
-        self.check(
-            list == [port.clone()],
-            format!("Port.list() is {list:?}, expected only {port:?}"),
-        );
+        self.check(list == [port.clone()], format!("Port.list() is {list:?}, expected only {port:?}"));
         self.close(&port);
         let info = port.info();
-        self.iex(
-            "Port.info(port)",
-            if info.is_none() {
-                "nil".to_string()
-            } else {
-                format!("{info:?}")
-            },
-        );
+        self.iex("Port.info(port)", if info.is_none() { "nil".to_string() } else { format!("{info:?}") });
         self.check(info.is_none(), "Port.info/1 of a closed port is not nil");
         let os_pid = self.item(&port, Item::OsPid, "os_pid");
         self.check(os_pid.is_none(), "Port.info/2 of a closed port is not nil");
@@ -450,9 +355,7 @@ impl Tour {
     /// `Port.info(port, :item)`, printed.
     fn item(&mut self, port: &Port, item: Item, name: &str) -> Option<ItemValue> {
         let v = port.info_item(item);
-        let shown = v
-            .as_ref()
-            .map_or("nil".to_string(), |v| format!("{{:{name}, {v:?}}}"));
+        let shown = v.as_ref().map_or("nil".to_string(), |v| format!("{{:{name}, {v:?}}}"));
         self.iex(&format!("Port.info(port, :{name})"), shown);
         v
     }
@@ -463,36 +366,24 @@ impl Tour {
         let was = self.me.trap_exit(true);
         self.iex("Process.flag(:trap_exit, true)", was);
         self.note("a port whose program ends closes with :normal; a trapping owner sees it");
-        if let Some(port) = self.open(
-            "port = Port.open({:spawn, \"echo bye\"}, [:binary])",
-            Name::spawn("echo bye"),
-            [Opt::Binary],
-        ) {
-            self.flush(&[
-                from_port(&port, "{:data, \"bye\\n\"}"),
-                exit_msg(&port, ":normal"),
-            ]);
+        if let Some(port) =
+            self.open("port = Port.open({:spawn, \"echo bye\"}, [:binary])", Name::spawn("echo bye"), [Opt::Binary])
+        {
+            self.flush(&[from_port(&port, "{:data, \"bye\\n\"}"), exit_msg(&port, ":normal")]);
         }
         self.note("Port.close/1 and {pid, :close} send :normal at once too");
-        if let Some(port) = self.open(
-            "port = Port.open({:spawn, \"cat\"}, [:binary])",
-            Name::spawn("cat"),
-            [Opt::Binary],
-        ) {
+        if let Some(port) =
+            self.open("port = Port.open({:spawn, \"cat\"}, [:binary])", Name::spawn("cat"), [Opt::Binary])
+        {
             let me = self.me.pid();
             port.send(me, Request::Close);
-            self.iex(
-                "send port, {self(), :close}",
-                format_args!("{{{me:?}, :close}}"),
-            );
+            self.iex("send port, {self(), :close}", format_args!("{{{me:?}, :close}}"));
             self.flush(&[exit_msg(&port, ":normal"), from_port(&port, ":closed")]);
         }
         self.note("a port crashing with a reason of its own: Process.exit/2");
-        if let Some(port) = self.open(
-            "port = Port.open({:spawn, \"cat\"}, [:binary])",
-            Name::spawn("cat"),
-            [Opt::Binary],
-        ) {
+        if let Some(port) =
+            self.open("port = Port.open({:spawn, \"cat\"}, [:binary])", Name::spawn("cat"), [Opt::Binary])
+        {
             process::exit(&port, Reason::atom("boom"));
             self.iex("Process.exit(port, :boom)", true);
             self.flush(&[exit_msg(&port, ":boom")]);
@@ -548,10 +439,7 @@ impl Tour {
                 return;
             }
         };
-        self.iex(
-            "port = receive do p when is_port(p) -> p end",
-            format_args!("{port:?}"),
-        );
+        self.iex("port = receive do p when is_port(p) -> p end", format_args!("{port:?}"));
         let r = process::monitor(owner);
         self.iex("ref = Process.monitor(pid)", format_args!("{r:?}"));
         process::exit(&port, Reason::atom("boom"));
@@ -565,16 +453,14 @@ impl Tour {
     /// The docs' "zombie processes" section.
     fn zombies(&mut self) {
         self.section("8. Zombie processes");
-        self.note(
-            "The docs wrap a program that ignores stdin in a script and open the wrapper instead:",
-        );
+        self.note("The docs wrap a program that ignores stdin in a script and open the wrapper instead:");
         self.note("  Port.open({:spawn_executable, \"/path/to/wrapper\"}, [args: [\"/path/to/program\", \"a\", \"b\", \"c\"]])");
         self.note("beamport's wrapper, for programs started by anything (not run here):");
         self.note("  beamport run -- /path/to/program a b c");
+        self.note("A port needs no wrapper: its program ends with the port, even when it ignores stdin.");
         self.note(
-            "A port needs no wrapper: its program ends with the port, even when it ignores stdin.",
+            "beamport's option {:grace, {200, 200}}: SIGTERM 200 ms after the port is gone, SIGKILL 200 ms later.",
         );
-        self.note("beamport's option {:grace, {200, 200}}: SIGTERM 200 ms after the port is gone, SIGKILL 200 ms later.");
         let grace = Duration::from_millis(200);
         let Some(port) = self.open(
             "port = Port.open({:spawn, \"sleep 1000\"}, [:binary, grace: {200, 200}])",
@@ -587,17 +473,11 @@ impl Tour {
             self.mismatch("the sleep port has no os_pid");
             return;
         };
-        self.iex(
-            "{:os_pid, os_pid} = Port.info(port, :os_pid)",
-            format_args!("{{:os_pid, {os_pid}}}"),
-        );
+        self.iex("{:os_pid, os_pid} = Port.info(port, :os_pid)", format_args!("{{:os_pid, {os_pid}}}"));
         let proc_dir = format!("/proc/{os_pid}");
         let exists = Path::new(&proc_dir).exists();
         self.iex("File.exists?(\"/proc/#{os_pid}\")", exists);
-        self.check(
-            exists,
-            format!("{proc_dir} does not exist while the port is open"),
-        );
+        self.check(exists, format!("{proc_dir} does not exist while the port is open"));
         self.close(&port);
         self.note("OTP leaves `sleep 1000` running here; beamport ends it (waiting for that)");
         let deadline = Instant::now() + WAIT;
@@ -606,10 +486,7 @@ impl Tour {
         }
         let exists = Path::new(&proc_dir).exists();
         self.iex("File.exists?(\"/proc/#{os_pid}\")", exists);
-        self.check(
-            !exists,
-            format!("`sleep 1000` (os pid {os_pid}) still runs {WAIT:?} after its port closed"),
-        );
+        self.check(!exists, format!("`sleep 1000` (os pid {os_pid}) still runs {WAIT:?} after its port closed"));
         self.flush(&[]);
     }
 }
@@ -618,8 +495,7 @@ impl Tour {
 /// (what `Process.info(pid, :messages)` shows in iex).
 fn keeper(me: Process) {
     let mut held: Vec<String> = Vec::new();
-    let not_a_call =
-        |m: &Message| !matches!(m, Message::User(u) if u.downcast_ref::<KeeperCall>().is_some());
+    let not_a_call = |m: &Message| !matches!(m, Message::User(u) if u.downcast_ref::<KeeperCall>().is_some());
     loop {
         let Ok(msg) = me.receive() else { return };
         let Message::User(u) = msg else {

@@ -346,13 +346,7 @@ impl Decoder {
     /// assert_eq!(decoder.framing(), Framing::Stream);
     /// ```
     pub fn new(framing: Framing) -> Self {
-        Self {
-            framing,
-            state: DecodeState::Head,
-            next_index: 0,
-            wanted: None,
-            truncated: 0,
-        }
+        Self { framing, state: DecodeState::Head, next_index: 0, wanted: None, truncated: 0 }
     }
 
     /// The framing this decoder was made for.
@@ -449,10 +443,7 @@ impl Decoder {
                 // started a CR LF.
                 self.next_index = 0;
                 let len = src.len().min(max.get());
-                return Ok(Some(Frame::Line {
-                    eol: false,
-                    data: src.split_to(len).freeze(),
-                }));
+                return Ok(Some(Frame::Line { eol: false, data: src.split_to(len).freeze() }));
             }
             Framing::Line(_) => {}
         }
@@ -536,19 +527,12 @@ impl Decoder {
         let lf = memchr::memchr(b'\n', &src[start..window]).map(|i| start + i);
         match lf {
             Some(lf) => {
-                let len = if lf > 0 && src[lf - 1] == b'\r' {
-                    lf - 1
-                } else {
-                    lf
-                };
+                let len = if lf > 0 && src[lf - 1] == b'\r' { lf - 1 } else { lf };
                 if len <= max {
                     self.next_index = 0;
                     let mut line = src.split_to(lf + 1);
                     line.truncate(len);
-                    return Some(Frame::Line {
-                        eol: true,
-                        data: line.freeze(),
-                    });
+                    return Some(Frame::Line { eol: true, data: line.freeze() });
                 }
             }
             // L bytes, or L bytes and a CR that may be followed by an LF.
@@ -560,10 +544,7 @@ impl Decoder {
         }
         // The line is longer than L: hand out its first L bytes.
         self.next_index = lf.unwrap_or(window) - max;
-        Some(Frame::Line {
-            eol: false,
-            data: src.split_to(max).freeze(),
-        })
+        Some(Frame::Line { eol: false, data: src.split_to(max).freeze() })
     }
 }
 
@@ -586,24 +567,15 @@ impl Decoder {
 /// [`FrameError::PacketTooLarge`] if `len` exceeds [`PacketSize::max_len`].
 pub fn header(framing: Framing, len: usize) -> Result<Header, FrameError> {
     let Framing::Packet(size) = framing else {
-        return Ok(Header {
-            buf: [0; 4],
-            start: 4,
-        });
+        return Ok(Header { buf: [0; 4], start: 4 });
     };
     let max = size.max_len();
-    let value = u32::try_from(len)
-        .ok()
-        .filter(|&n| u64::from(n) <= max)
-        .ok_or(FrameError::PacketTooLarge {
-            len,
-            header: size as u8,
-            max,
-        })?;
-    Ok(Header {
-        buf: value.to_be_bytes(),
-        start: 4 - size.header_len(),
-    })
+    let value = u32::try_from(len).ok().filter(|&n| u64::from(n) <= max).ok_or(FrameError::PacketTooLarge {
+        len,
+        header: size as u8,
+        max,
+    })?;
+    Ok(Header { buf: value.to_be_bytes(), start: 4 - size.header_len() })
 }
 
 /// A length header built by [`header`].

@@ -7,17 +7,11 @@ fn line(max: usize) -> Framing {
 }
 
 fn eol(s: &str) -> Frame {
-    Frame::Line {
-        eol: true,
-        data: Bytes::copy_from_slice(s.as_bytes()),
-    }
+    Frame::Line { eol: true, data: Bytes::copy_from_slice(s.as_bytes()) }
 }
 
 fn noeol(s: &str) -> Frame {
-    Frame::Line {
-        eol: false,
-        data: Bytes::copy_from_slice(s.as_bytes()),
-    }
+    Frame::Line { eol: false, data: Bytes::copy_from_slice(s.as_bytes()) }
 }
 
 fn data(s: &[u8]) -> Frame {
@@ -46,16 +40,10 @@ fn script(decoder: &mut Decoder, reads: &[&[u8]]) -> Vec<Option<Frame>> {
 
 /// All frames of `input` read at once, and read split at every point.
 fn frames(framing: Framing, input: &[u8]) -> Vec<Frame> {
-    let whole: Vec<_> = script(&mut Decoder::new(framing), &[input])
-        .into_iter()
-        .flatten()
-        .collect();
+    let whole: Vec<_> = script(&mut Decoder::new(framing), &[input]).into_iter().flatten().collect();
     for at in 0..=input.len() {
         let (a, b) = input.split_at(at);
-        let split: Vec<_> = script(&mut Decoder::new(framing), &[a, b])
-            .into_iter()
-            .flatten()
-            .collect();
+        let split: Vec<_> = script(&mut Decoder::new(framing), &[a, b]).into_iter().flatten().collect();
         assert_eq!(split, whole, "split at {at}");
     }
     whole
@@ -64,10 +52,7 @@ fn frames(framing: Framing, input: &[u8]) -> Vec<Frame> {
 #[test]
 fn packet_e10_truncated_tail_is_dropped() {
     let mut decoder = Decoder::new(Framing::Packet(PacketSize::Two));
-    assert_eq!(
-        script(&mut decoder, &[b"\0\x03abc\0\x01d\0"]),
-        [Some(data(b"abc")), Some(data(b"d")), None]
-    );
+    assert_eq!(script(&mut decoder, &[b"\0\x03abc\0\x01d\0"]), [Some(data(b"abc")), Some(data(b"d")), None]);
     assert_eq!(decoder.truncated(), 1);
 }
 
@@ -83,14 +68,7 @@ fn packet_reassembled_across_reads() {
     let mut decoder = Decoder::new(Framing::Packet(PacketSize::Two));
     assert_eq!(
         script(&mut decoder, &[b"\0", b"\x09abc", b"defghi\0\x01", b"z"]),
-        [
-            None,
-            None,
-            Some(data(b"abcdefghi")),
-            None,
-            Some(data(b"z")),
-            None
-        ]
+        [None, None, Some(data(b"abcdefghi")), None, Some(data(b"z")), None]
     );
 }
 
@@ -107,10 +85,7 @@ fn packet_empty_payload() {
 #[test]
 fn packet_split_at_every_point() {
     let framing = Framing::Packet(PacketSize::One);
-    assert_eq!(
-        frames(framing, b"\x02ab\x00\x03cde"),
-        [data(b"ab"), data(b""), data(b"cde")]
-    );
+    assert_eq!(frames(framing, b"\x02ab\x00\x03cde"), [data(b"ab"), data(b""), data(b"cde")]);
 }
 
 #[test]
@@ -122,21 +97,11 @@ fn packet_max_len() {
         encode(framing, &vec![7; max], &mut buf).unwrap();
         assert_eq!(buf.len(), size.header_len() + max);
         let err = encode(framing, &vec![7; max + 1], &mut buf).unwrap_err();
-        assert_eq!(
-            err,
-            FrameError::PacketTooLarge {
-                len: max + 1,
-                header: size as u8,
-                max: max as u64
-            }
-        );
+        assert_eq!(err, FrameError::PacketTooLarge { len: max + 1, header: size as u8, max: max as u64 });
         assert_eq!(buf.len(), size.header_len() + max, "dst unchanged on error");
     }
     let framing = Framing::Packet(PacketSize::Four);
-    assert_eq!(
-        header(framing, u32::MAX as usize).unwrap().as_bytes(),
-        [0xff; 4]
-    );
+    assert_eq!(header(framing, u32::MAX as usize).unwrap().as_bytes(), [0xff; 4]);
     assert!(header(framing, u32::MAX as usize + 1).is_err());
 }
 
@@ -189,10 +154,7 @@ fn line_e11_long_lines() {
     // Exactly L bytes, L + 1 bytes, 2L + 1 bytes.
     assert_eq!(frames(line(3), b"abc\n"), [eol("abc")]);
     assert_eq!(frames(line(3), b"abcd\n"), [noeol("abc"), eol("d")]);
-    assert_eq!(
-        frames(line(3), b"abcdefg\n"),
-        [noeol("abc"), noeol("def"), eol("g")]
-    );
+    assert_eq!(frames(line(3), b"abcdefg\n"), [noeol("abc"), noeol("def"), eol("g")]);
     assert_eq!(frames(line(3), b"abcdef\n"), [noeol("abc"), eol("def")]);
 }
 
@@ -209,23 +171,14 @@ fn line_cr_counts_against_l_only_when_it_is_data() {
 #[test]
 fn line_e11_partial_lines_wait_for_the_rest() {
     let mut decoder = Decoder::new(line(80));
-    assert_eq!(
-        script(&mut decoder, &[b"abc", b"def\n"]),
-        [None, Some(eol("abcdef")), None]
-    );
+    assert_eq!(script(&mut decoder, &[b"abc", b"def\n"]), [None, Some(eol("abcdef")), None]);
 }
 
 #[test]
 fn line_e11_unterminated_rest_at_eof() {
     let mut decoder = Decoder::new(line(80));
-    assert_eq!(
-        script(&mut decoder, &[b"a\nb"]),
-        [Some(eol("a")), None, Some(noeol("b"))]
-    );
-    assert_eq!(
-        frames(line(2), b"abcde"),
-        [noeol("ab"), noeol("cd"), noeol("e")]
-    );
+    assert_eq!(script(&mut decoder, &[b"a\nb"]), [Some(eol("a")), None, Some(noeol("b"))]);
+    assert_eq!(frames(line(2), b"abcde"), [noeol("ab"), noeol("cd"), noeol("e")]);
     // A CR that never met its LF is data.
     assert_eq!(frames(line(2), b"ab\r"), [noeol("ab"), noeol("\r")]);
     assert_eq!(frames(line(3), b"ab\r"), [noeol("ab\r")]);

@@ -5,15 +5,7 @@
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Request {
     /// Fork and exec a child; one fd (the child's end of the port socket) travels with it.
-    Spawn {
-        req: u64,
-        flags: u32,
-        program: Vec<u8>,
-        argv: Vec<Vec<u8>>,
-        envp: Vec<Vec<u8>>,
-        cwd: Vec<u8>,
-        cd: Vec<u8>,
-    },
+    Spawn { req: u64, flags: u32, program: Vec<u8>, argv: Vec<Vec<u8>>, envp: Vec<Vec<u8>>, cwd: Vec<u8>, cd: Vec<u8> },
     /// Send `sig` to a child (or to its process group).
     Signal { pid: i32, sig: i32, group: bool },
     /// The port is gone: after `term_ms` send SIGTERM to the child's group, after `kill_ms`
@@ -212,8 +204,7 @@ mod tests {
         let wire: Vec<u8> = reqs.iter().flat_map(|r| r.encode()).collect();
         for cut in 0..wire.len() {
             let mut buf = wire[..cut].to_vec();
-            let mut got: Vec<Request> =
-                split_records(&mut buf).iter().map(|b| Request::decode(b).unwrap()).collect();
+            let mut got: Vec<Request> = split_records(&mut buf).iter().map(|b| Request::decode(b).unwrap()).collect();
             buf.extend_from_slice(&wire[cut..]);
             got.extend(split_records(&mut buf).iter().map(|b| Request::decode(b).unwrap()));
             assert_eq!(got, reqs);

@@ -5,7 +5,7 @@
 //! (`SIGCHLD`, and `SIGTERM`/`SIGINT`/`SIGHUP`, which mean "the host is gone": the host's death
 //! signal is `SIGTERM`), with the nearest ladder deadline as the timeout.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
 
@@ -27,6 +27,9 @@ struct Launcher {
     in_namespace: bool,
     cgroup: Option<std::path::PathBuf>,
     children: HashMap<i32, ()>,
+    /// Children reaped while their port was open: their process group may live on, and the
+    /// host may still signal it or hand it to a ladder when the port closes.
+    exited: HashSet<i32>,
     ladders: HashMap<i32, Ladder>,
     buf: Vec<u8>,
     fds: VecDeque<OwnedFd>,
@@ -60,16 +63,15 @@ pub(crate) fn run(sock: OwnedFd) -> i32 {
         in_namespace,
         cgroup,
         children: HashMap::new(),
+        exited: HashSet::new(),
         ladders: HashMap::new(),
         buf: Vec::new(),
         fds: VecDeque::new(),
     };
     loop {
         let timeout = l.next_deadline().map(|d| d.saturating_duration_since(Instant::now()));
-        let ts = timeout.map(|t| rustix::time::Timespec {
-            tv_sec: t.as_secs() as i64,
-            tv_nsec: t.subsec_nanos() as i64,
-        });
+        let ts =
+            timeout.map(|t| rustix::time::Timespec { tv_sec: t.as_secs() as i64, tv_nsec: t.subsec_nanos() as i64 });
         let mut pfds = [
             rustix::event::PollFd::new(&l.sock, rustix::event::PollFlags::IN),
             rustix::event::PollFd::new(&sigfd, rustix::event::PollFlags::IN),
@@ -129,6 +131,7 @@ impl Launcher {
                     Some(io) => match self.spawn(f, &program, &argv, &envp, &cwd, &cd, io) {
                         Ok(pid) => {
                             self.children.insert(pid, ());
+                            self.exited.remove(&pid); // a reused pid names a new group
                             (pid, 0)
                         }
                         Err(e) => (-1, e.raw_os_error().unwrap_or(libc::EIO)),
@@ -141,12 +144,16 @@ impl Launcher {
                 let _ = sys::msg::send_all_as(self.sock.as_fd(), &ev.encode(), None, creds);
             }
             Request::Signal { pid, sig, group } => {
-                if self.children.contains_key(&pid) || self.ladders.contains_key(&pid) {
+                let known = self.children.contains_key(&pid) || self.ladders.contains_key(&pid);
+                if known || (group && self.exited.contains(&pid)) {
                     let _ = if group { sys::signal::kill_group(pid, sig) } else { sys::signal::kill(pid, sig) };
                 }
             }
             Request::Release { pid, term_ms, kill_ms } => {
-                if self.children.contains_key(&pid) {
+                // A child that exited may have left members in its group, which may hold the
+                // port's socket: they get the ladder too.
+                let leftovers = self.exited.remove(&pid) && sys::signal::kill_group(pid, 0).is_ok();
+                if self.children.contains_key(&pid) || leftovers {
                     let term_at = Instant::now() + Duration::from_millis(term_ms.into());
                     let kill_at = term_at + Duration::from_millis(kill_ms.into());
                     self.ladders.insert(pid, Ladder { term_at, kill_at, termed: false });
@@ -190,6 +197,9 @@ impl Launcher {
     fn reap(&mut self) {
         while let Some((pid, status)) = sys::signal::reap_any() {
             if self.children.remove(&pid).is_some() {
+                if !self.ladders.contains_key(&pid) {
+                    self.exited.insert(pid);
+                }
                 self.reply(Event::Exited { pid, status });
             }
             // A released child that exited keeps its ladder: its group may live on.
@@ -225,6 +235,15 @@ impl Launcher {
             std::thread::sleep(Duration::from_millis(5));
         }
         self.signal_all(sys::signal::SIGKILL);
+        // A killed parent's escaped children are re-parented to us (the subreaper) only as it
+        // dies, possibly after the scan above: keep killing what arrives until none is left.
+        let deadline = Instant::now() + HOST_GONE_KILL_AFTER;
+        while !self.in_namespace && self.has_descendants() && Instant::now() < deadline {
+            for pid in orphans() {
+                let _ = sys::signal::kill(pid, sys::signal::SIGKILL);
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
         while sys::signal::reap_any().is_some() {}
         if let Some(dir) = &self.cgroup {
             // Out of the group first, then one write ends every member, escapees included.

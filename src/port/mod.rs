@@ -39,8 +39,8 @@ use std::sync::{Arc, Condvar, LazyLock, Mutex, MutexGuard, RwLock};
 
 use bytes::{Bytes, BytesMut};
 
-pub use self::options::{Name, Opt, DEFAULT_GRACE, DEFAULT_READ_WINDOW};
 pub(crate) use self::options::Settings;
+pub use self::options::{Name, Opt, DEFAULT_GRACE, DEFAULT_READ_WINDOW};
 use crate::engine;
 use crate::framing::{self, Decoder, Frame, FrameError};
 use crate::message::{Data, ExitStatus, Id, Message, PortMsg, Reason, Ref};
@@ -689,7 +689,10 @@ impl Port {
     /// # Errors
     ///
     /// As [`Port::command`].
-    pub fn command_async(&self, data: impl Into<Bytes>) -> impl std::future::Future<Output = Result<(), PortError>> + '_ {
+    pub fn command_async(
+        &self,
+        data: impl Into<Bytes>,
+    ) -> impl std::future::Future<Output = Result<(), PortError>> + '_ {
         let mut data = Some(data.into());
         std::future::poll_fn(move |cx| {
             let after = {
@@ -976,10 +979,9 @@ impl Port {
         PORTS.write().expect("port table").remove(&self.0.id);
         let pid = self.0.child_pid.load(Ordering::Relaxed);
         if let Ok(e) = engine::get() {
-            e.forget_port(pid);
-            if st.exit.is_none() {
-                e.release(pid, self.0.settings.grace);
-            }
+            // The launcher ladders the program, or what is left of its group; the engine keeps
+            // the port until the exit is reported, for `exit_status`.
+            e.release(pid, self.0.settings.grace);
         }
         if let Some(to) = st.reply_closed.take() {
             process::deliver(to, Message::Port(self.clone(), PortMsg::Closed));
@@ -1121,6 +1123,13 @@ impl Port {
         process::monitor(self)
     }
 
+    /// The program's exit status once the launcher has reported it: possibly before the
+    /// port's EOF, while something the program started still holds its output (OTP sends
+    /// `{:exit_status, n}` only at EOF), and still after the port closed.
+    pub fn exit_status(&self) -> Option<ExitStatus> {
+        self.lock().exit.map(ExitStatus::from_raw)
+    }
+
     /// Sends a signal (for example `libc::SIGTERM`) to the port's program and its process
     /// group: everything it started that stayed in its group.
     ///
@@ -1239,8 +1248,5 @@ pub fn find_executable(name: &str) -> Option<PathBuf> {
         return sys::fd::check_executable(&p).is_ok().then_some(p);
     }
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join(name))
-        .find(|p| p.is_file() && sys::fd::check_executable(p).is_ok())
+    std::env::split_paths(&path).map(|d| d.join(name)).find(|p| p.is_file() && sys::fd::check_executable(p).is_ok())
 }
-

@@ -174,7 +174,8 @@ impl Settings {
                 Opt::Binary => s.binary = true,
                 Opt::Stream => s.framing = Framing::Stream,
                 Opt::Packet(n) => {
-                    let p = PacketSize::try_from(*n).map_err(|_| bad(format!("{{:packet, {n}}}: must be 1, 2 or 4")))?;
+                    let p =
+                        PacketSize::try_from(*n).map_err(|_| bad(format!("{{:packet, {n}}}: must be 1, 2 or 4")))?;
                     s.framing = Framing::Packet(p);
                 }
                 Opt::Line(l) => {
@@ -259,7 +260,10 @@ impl FromStr for Opt {
                 if atom(v) == "disabled" {
                     return Ok(None);
                 }
-                let p = v.strip_prefix('{').and_then(|x| x.strip_suffix('}')).ok_or_else(|| bad(format!("{t}: bad limits")))?;
+                let p = v
+                    .strip_prefix('{')
+                    .and_then(|x| x.strip_suffix('}'))
+                    .ok_or_else(|| bad(format!("{t}: bad limits")))?;
                 let (a, b) = p.split_once(',').ok_or_else(|| bad(format!("{t}: bad limits")))?;
                 match (a.trim().parse(), b.trim().parse()) {
                     (Ok(a), Ok(b)) => Ok(Some((a, b))),

@@ -51,9 +51,7 @@ pub(crate) fn kill(dir: &Path) -> io::Result<()> {
 
 /// Whether any process is still a member of `dir` (or its descendants).
 pub(crate) fn populated(dir: &Path) -> bool {
-    std::fs::read_to_string(dir.join("cgroup.events"))
-        .map(|e| e.lines().any(|l| l == "populated 1"))
-        .unwrap_or(false)
+    std::fs::read_to_string(dir.join("cgroup.events")).map(|e| e.lines().any(|l| l == "populated 1")).unwrap_or(false)
 }
 
 /// Kills every member, waits (briefly) until the group is empty, and removes it.

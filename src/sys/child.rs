@@ -134,4 +134,3 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
 pub(crate) fn cstring(bytes: &[u8]) -> io::Result<CString> {
     CString::new(bytes).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL byte in argument"))
 }
-

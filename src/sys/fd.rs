@@ -10,12 +10,7 @@ use rustix::net::{AddressFamily, SocketFlags, SocketType};
 ///
 /// One bidirectional socket replaces OTP's two pipes, so a port costs one fd in the host.
 pub(crate) fn stream_pair() -> io::Result<(OwnedFd, OwnedFd)> {
-    Ok(rustix::net::socketpair(
-        AddressFamily::UNIX,
-        SocketType::STREAM,
-        SocketFlags::CLOEXEC,
-        None,
-    )?)
+    Ok(rustix::net::socketpair(AddressFamily::UNIX, SocketType::STREAM, SocketFlags::CLOEXEC, None)?)
 }
 
 /// Sets or clears `O_NONBLOCK` on the file description behind `fd`.
@@ -72,7 +67,6 @@ pub(crate) fn read_into(fd: BorrowedFd<'_>, buf: &mut bytes::BytesMut) -> io::Re
     unsafe { buf.set_len(buf.len() + n) };
     Ok(n)
 }
-
 
 /// `sendmsg(fd, bufs, MSG_NOSIGNAL)`: a vectored write that reports `EPIPE` instead of
 /// raising `SIGPIPE`, whatever the host's signal setup.

@@ -7,8 +7,8 @@ use std::mem::MaybeUninit;
 use std::os::fd::{BorrowedFd, OwnedFd};
 
 use rustix::net::{
-    recvmsg, sendmsg, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer,
-    SendAncillaryMessage, SendFlags,
+    recvmsg, sendmsg, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer, SendAncillaryMessage,
+    SendFlags,
 };
 
 /// Sends all of `bytes` on a blocking stream socket, with `fd` attached to the first byte.
@@ -101,6 +101,3 @@ pub(crate) fn pass_credentials(sock: BorrowedFd<'_>) -> io::Result<()> {
     rustix::net::sockopt::set_socket_passcred(sock, true)?;
     Ok(())
 }
-
-
-

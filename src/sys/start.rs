@@ -151,6 +151,9 @@ fn clone_exec(p: &Prepared, ns_flags: libc::c_int, map_ids: bool) -> io::Result<
         }
         libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM as libc::c_ulong, 0, 0, 0);
+        // Out of the host's process group and session: a terminal's Ctrl-C or hang-up is for
+        // the host; the launcher learns of the host's death from its socket and death signal.
+        libc::setsid();
         libc::fcntl(p.sock, libc::F_SETFD, 0);
         libc::syscall(
             libc::SYS_execveat,

@@ -31,21 +31,13 @@ pub(crate) fn nouse_stdio() -> io::Result<(File, File)> {
     check(COMMAND_FD, libc::O_RDONLY)?;
     check(REPLY_FD, libc::O_WRONLY)?;
     if ADOPTED.swap(true, Ordering::AcqRel) {
-        return Err(io::Error::new(
-            io::ErrorKind::AlreadyExists,
-            "fds 3 and 4 are already owned by a Channel",
-        ));
+        return Err(io::Error::new(io::ErrorKind::AlreadyExists, "fds 3 and 4 are already owned by a Channel"));
     }
     // SAFETY: `check` just saw both fds open. Nothing else in this process
     // owns them: they are inherited from the port (OTP's `nouse_stdio`
     // contract), std never opens fds 3 and 4 on its own, and `ADOPTED` makes
     // sure this function hands them out once only.
-    let (input, output) = unsafe {
-        (
-            OwnedFd::from_raw_fd(COMMAND_FD),
-            OwnedFd::from_raw_fd(REPLY_FD),
-        )
-    };
+    let (input, output) = unsafe { (OwnedFd::from_raw_fd(COMMAND_FD), OwnedFd::from_raw_fd(REPLY_FD)) };
     fcntl_setfd(&input, FdFlags::CLOEXEC)?;
     fcntl_setfd(&output, FdFlags::CLOEXEC)?;
     Ok((File::from(input), File::from(output)))
@@ -57,11 +49,7 @@ fn check(fd: RawFd, access: libc::c_int) -> io::Result<()> {
     // SAFETY: `F_GETFL` takes no argument and touches no memory; on an fd
     // that is not open it only fails with `EBADF`.
     let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
-    let direction = if access == libc::O_RDONLY {
-        "reading"
-    } else {
-        "writing"
-    };
+    let direction = if access == libc::O_RDONLY { "reading" } else { "writing" };
     if flags == -1 {
         let err = io::Error::last_os_error();
         return Err(io::Error::new(
@@ -71,10 +59,7 @@ fn check(fd: RawFd, access: libc::c_int) -> io::Result<()> {
     }
     let mode = flags & libc::O_ACCMODE;
     if mode != access && mode != libc::O_RDWR {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("fd {fd} is not open for {direction}"),
-        ));
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("fd {fd} is not open for {direction}")));
     }
     Ok(())
 }

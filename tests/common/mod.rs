@@ -63,10 +63,9 @@ pub fn recv_n(me: &Process, n: usize) -> Vec<Message> {
 pub fn recv_match(me: &Process, pred: impl FnMut(&Message) -> bool) -> Message {
     match me.receive_match(pred, Some(DEADLINE)) {
         Ok(Some(m)) => m,
-        Ok(None) => panic!(
-            "{me:?}: no matching message within {DEADLINE:?}; mailbox: {:?}",
-            me.flush().unwrap_or_default()
-        ),
+        Ok(None) => {
+            panic!("{me:?}: no matching message within {DEADLINE:?}; mailbox: {:?}", me.flush().unwrap_or_default())
+        }
         Err(e) => panic!("{me:?}: mailbox call failed: {e}"),
     }
 }
@@ -98,12 +97,7 @@ pub fn recv_bytes(me: &Process, port: &Port, len: usize) -> Vec<u8> {
     while got.len() < len {
         got.extend_from_slice(expect_data(recv(me), port).bytes());
     }
-    assert_eq!(
-        got.len(),
-        len,
-        "more data than expected: {:?}",
-        String::from_utf8_lossy(&got)
-    );
+    assert_eq!(got.len(), len, "more data than expected: {:?}", String::from_utf8_lossy(&got));
     got
 }
 
@@ -142,11 +136,7 @@ pub fn wait_until(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
 /// Whether `/proc/<os_pid>` names a live process (zombies count as gone: they have ended).
 pub fn os_pid_alive(os_pid: i32) -> bool {
     match std::fs::read_to_string(format!("/proc/{os_pid}/stat")) {
-        Ok(stat) => {
-            stat.rsplit_once(')')
-                .and_then(|(_, rest)| rest.split_whitespace().next())
-                != Some("Z")
-        }
+        Ok(stat) => stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().next()) != Some("Z"),
         Err(_) => false,
     }
 }
@@ -169,10 +159,7 @@ pub fn children_of_launcher_gone(os_pid: i32) {
 pub fn cmdline(os_pid: i32) -> Vec<String> {
     std::fs::read(format!("/proc/{os_pid}/cmdline"))
         .map(|b| {
-            b.split(|&c| c == 0)
-                .filter(|s| !s.is_empty())
-                .map(|s| String::from_utf8_lossy(s).into_owned())
-                .collect()
+            b.split(|&c| c == 0).filter(|s| !s.is_empty()).map(|s| String::from_utf8_lossy(s).into_owned()).collect()
         })
         .unwrap_or_default()
 }
@@ -184,11 +171,7 @@ pub fn children(os_pid: i32) -> Vec<i32> {
     };
     let mut out: Vec<i32> = tasks
         .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("children")).ok())
-        .flat_map(|s| {
-            s.split_whitespace()
-                .filter_map(|p| p.parse().ok())
-                .collect::<Vec<i32>>()
-        })
+        .flat_map(|s| s.split_whitespace().filter_map(|p| p.parse().ok()).collect::<Vec<i32>>())
         .filter(|&p| os_pid_alive(p))
         .collect();
     out.sort_unstable();
@@ -209,25 +192,18 @@ pub fn descendants(os_pid: i32) -> Vec<i32> {
 
 /// The launcher's pid in this (the host's) PID namespace.
 pub fn launcher_pid() -> i32 {
-    beamport::doctor::report()
-        .expect("the launcher starts")
-        .launcher_pid
+    beamport::doctor::report().expect("the launcher starts").launcher_pid
 }
 
 /// Every live process the launcher started (and their descendants), with its command line.
 pub fn launcher_descendants() -> Vec<(i32, Vec<String>)> {
-    descendants(launcher_pid())
-        .into_iter()
-        .map(|p| (p, cmdline(p)))
-        .collect()
+    descendants(launcher_pid()).into_iter().map(|p| (p, cmdline(p))).collect()
 }
 
 /// Number of fds open in this process.
 pub fn fd_count() -> usize {
     // The directory handle itself is one of the entries, the same on every call.
-    std::fs::read_dir("/proc/self/fd")
-        .expect("/proc/self/fd")
-        .count()
+    std::fs::read_dir("/proc/self/fd").expect("/proc/self/fd").count()
 }
 
 /// A path in the temp dir that no other test uses; what it names is removed on drop.
@@ -248,10 +224,7 @@ impl TempPath {
     /// A fresh, unused path whose name contains `tag` (nothing is created).
     pub fn new(tag: &str) -> TempPath {
         let path = unique_temp(tag);
-        TempPath {
-            root: path.clone(),
-            path,
-        }
+        TempPath { root: path.clone(), path }
     }
 
     /// A path named `tag` inside a fresh directory, removed whole on drop. For files a
@@ -260,10 +233,7 @@ impl TempPath {
     pub fn in_dir(tag: &str) -> TempPath {
         let root = unique_temp(tag);
         std::fs::create_dir(&root).expect("create a temp dir");
-        TempPath {
-            path: root.join(tag),
-            root,
-        }
+        TempPath { path: root.join(tag), root }
     }
 
     /// The path.
@@ -292,8 +262,7 @@ pub fn script(tag: &str, body: &str) -> TempPath {
     use std::os::unix::fs::PermissionsExt;
     let t = TempPath::new(tag);
     std::fs::write(t.path(), body).expect("write script");
-    std::fs::set_permissions(t.path(), std::fs::Permissions::from_mode(0o755))
-        .expect("chmod script");
+    std::fs::set_permissions(t.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod script");
     t
 }
 
@@ -365,9 +334,7 @@ pub fn spawn_forwarder_with(trap: bool, setup: impl FnOnce(&Process) + Send + 's
         let _ = ready_tx.send(());
         forward(&me, parent);
     });
-    ready_rx
-        .recv_timeout(DEADLINE)
-        .expect("the forwarder is set up");
+    ready_rx.recv_timeout(DEADLINE).expect("the forwarder is set up");
     pid
 }
 
@@ -413,10 +380,7 @@ pub fn spawn_owner(name: Name, opts: Vec<Opt>, trap: bool) -> (Pid, Port) {
         let port = Port::open(name, opts).expect("the owner opens its port");
         process::send(parent, port);
     });
-    let m = recv_match(
-        &me,
-        |m| matches!(m, Message::User(u) if u.downcast_ref::<Port>().is_some()),
-    );
+    let m = recv_match(&me, |m| matches!(m, Message::User(u) if u.downcast_ref::<Port>().is_some()));
     let Message::User(u) = m else { unreachable!() };
     (pid, u.downcast::<Port>().expect("a port"))
 }
@@ -424,10 +388,7 @@ pub fn spawn_owner(name: Name, opts: Vec<Opt>, trap: bool) -> (Pid, Port) {
 /// The next [`Report`] from a forwarder (other messages stay in the mailbox).
 #[track_caller]
 pub fn recv_report(me: &Process) -> Report {
-    let m = recv_match(
-        me,
-        |m| matches!(m, Message::User(u) if u.downcast_ref::<Report>().is_some()),
-    );
+    let m = recv_match(me, |m| matches!(m, Message::User(u) if u.downcast_ref::<Report>().is_some()));
     let Message::User(u) = m else { unreachable!() };
     u.downcast::<Report>().expect("a report")
 }
@@ -436,10 +397,7 @@ pub fn recv_report(me: &Process) -> Report {
 #[track_caller]
 pub fn no_more_reports(me: &Process, within: Duration) {
     let got = me
-        .receive_match(
-            |m| matches!(m, Message::User(u) if u.downcast_ref::<Report>().is_some()),
-            Some(within),
-        )
+        .receive_match(|m| matches!(m, Message::User(u) if u.downcast_ref::<Report>().is_some()), Some(within))
         .expect("mailbox");
     assert!(got.is_none(), "unexpected report {got:?}");
 }

@@ -45,12 +45,7 @@ pub struct Args {
     echo_packet4: bool,
     /// Run one round of WORKLOAD/IMPL in this process and print its JSON lines
     /// (for the workloads that need a fresh process).
-    #[arg(
-        long,
-        hide = true,
-        value_name = "WORKLOAD/IMPL",
-        conflicts_with = "json"
-    )]
+    #[arg(long, hide = true, value_name = "WORKLOAD/IMPL", conflicts_with = "json")]
     child: Option<String>,
 }
 
@@ -65,25 +60,16 @@ pub fn run(args: Args) -> i32 {
             }
         };
     }
-    let sizes = if args.quick {
-        Sizes::quick()
-    } else {
-        Sizes::full()
-    };
+    let sizes = if args.quick { Sizes::quick() } else { Sizes::full() };
     if let Some(child) = &args.child {
         return run_child(child, &sizes);
     }
-    let rounds = args
-        .rounds
-        .map_or(if args.quick { 3 } else { 5 }, |r| r as usize);
+    let rounds = args.rounds.map_or(if args.quick { 3 } else { 5 }, |r| r as usize);
     // `max_ports` opens some 40 000 programs in all: it is left out of a quick run unless
     // asked for by name.
     let workloads: Vec<Workload> = Workload::ALL
         .into_iter()
-        .filter(|w| {
-            args.only.contains(w)
-                || (args.only.is_empty() && !(args.quick && *w == Workload::MaxPorts))
-        })
+        .filter(|w| args.only.contains(w) || (args.only.is_empty() && !(args.quick && *w == Workload::MaxPorts)))
         .collect();
     let otp = if args.no_otp { None } else { otp::Otp::find() };
     if otp.is_none() && !args.no_otp {
@@ -94,22 +80,13 @@ pub fn run(args: Args) -> i32 {
         return 2;
     }
     let quiet = cat_count();
-    let mut progress = Progress::new(
-        workloads
-            .iter()
-            .map(|w| rounds * runnable(*w, otp.is_some()).len())
-            .sum(),
-    );
+    let mut progress = Progress::new(workloads.iter().map(|w| rounds * runnable(*w, otp.is_some()).len()).sum());
     let started = Instant::now();
     let mut results = Results::default();
     for &w in &workloads {
         for round in 1..=rounds {
             for &imp in &runnable(w, otp.is_some()) {
-                progress.step(&format!(
-                    "{}: {}, round {round}/{rounds}",
-                    w.name(),
-                    imp.name()
-                ));
+                progress.step(&format!("{}: {}, round {round}/{rounds}", w.name(), imp.name()));
                 let outcome = match imp {
                     Impl::Otp => otp.as_ref().expect("runnable").run(w, &sizes),
                     _ if w.needs_fresh_process() => in_child(w, imp, args.quick),
@@ -135,14 +112,10 @@ pub fn run(args: Args) -> i32 {
     } else {
         println!(
             "beamport bench{}: medians of {rounds} round{}, rounds interleaved; {:.0} s; `otp`: {}",
-            if args.quick {
-                " --quick (reduced sizes)"
-            } else {
-                ""
-            },
+            if args.quick { " --quick (reduced sizes)" } else { "" },
+            if rounds == 1 { "" } else { "s" },
             started.elapsed().as_secs_f64(),
-            otp.as_ref()
-                .map_or("not measured".into(), |o| format!("OTP {}", o.version)),
+            otp.as_ref().map_or("not measured".into(), |o| format!("OTP {}", o.version)),
         );
         println!();
         for &w in &workloads {
@@ -162,11 +135,7 @@ pub fn run(args: Args) -> i32 {
 
 /// The implementations that can run `w` here.
 fn runnable(w: Workload, have_otp: bool) -> Vec<Impl> {
-    w.impls()
-        .iter()
-        .copied()
-        .filter(|i| *i != Impl::Otp || have_otp)
-        .collect()
+    w.impls().iter().copied().filter(|i| *i != Impl::Otp || have_otp).collect()
 }
 
 /// Runs one round of `w` by `imp` in a fresh `beamport bench --child` process.
@@ -186,9 +155,7 @@ fn in_child(w: Workload, imp: Impl, quick: bool) -> Res<Vec<Sample>> {
 
 /// `--child WORKLOAD/IMPL`: one round here, printed as JSON lines.
 fn run_child(spec: &str, sizes: &Sizes) -> i32 {
-    let parsed = spec
-        .split_once('/')
-        .and_then(|(w, i)| Some((Workload::from_name(w)?, Impl::from_name(i)?)));
+    let parsed = spec.split_once('/').and_then(|(w, i)| Some((Workload::from_name(w)?, Impl::from_name(i)?)));
     let Some((w, imp)) = parsed.filter(|(_, i)| *i != Impl::Otp) else {
         eprintln!("beamport bench --child: expected WORKLOAD/IMPL, got {spec:?}");
         return 2;
@@ -218,9 +185,7 @@ fn echo_packet4() -> std::io::Result<()> {
 
 /// How many `cat` processes the machine runs, zombies included.
 fn cat_count() -> usize {
-    otp::processes()
-        .filter(|pid| std::fs::read(format!("/proc/{pid}/comm")).is_ok_and(|c| c == b"cat\n"))
-        .count()
+    otp::processes().filter(|pid| std::fs::read(format!("/proc/{pid}/comm")).is_ok_and(|c| c == b"cat\n")).count()
 }
 
 /// Waits (at most 20 s) until the `cat`s a round left behind have exited, so that their
@@ -241,11 +206,7 @@ struct Progress {
 
 impl Progress {
     fn new(total: usize) -> Progress {
-        Progress {
-            done: 0,
-            total,
-            on: std::io::stderr().is_terminal(),
-        }
+        Progress { done: 0, total, on: std::io::stderr().is_terminal() }
     }
 
     fn step(&mut self, what: &str) {

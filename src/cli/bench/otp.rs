@@ -12,30 +12,12 @@ use super::workloads::{Impl, Res, Sample, Sizes, Workload, ECHO_ARGS, IN_FLIGHT}
 
 /// The escripts, by file name.
 const SCRIPTS: [(&str, &str); 6] = [
-    (
-        "throughput.escript",
-        include_str!("../../../bench/otp/throughput.escript"),
-    ),
-    (
-        "latency.escript",
-        include_str!("../../../bench/otp/latency.escript"),
-    ),
-    (
-        "spawn.escript",
-        include_str!("../../../bench/otp/spawn.escript"),
-    ),
-    (
-        "concurrency.escript",
-        include_str!("../../../bench/otp/concurrency.escript"),
-    ),
-    (
-        "memory.escript",
-        include_str!("../../../bench/otp/memory.escript"),
-    ),
-    (
-        "max_ports.escript",
-        include_str!("../../../bench/otp/max_ports.escript"),
-    ),
+    ("throughput.escript", include_str!("../../../bench/otp/throughput.escript")),
+    ("latency.escript", include_str!("../../../bench/otp/latency.escript")),
+    ("spawn.escript", include_str!("../../../bench/otp/spawn.escript")),
+    ("concurrency.escript", include_str!("../../../bench/otp/concurrency.escript")),
+    ("memory.escript", include_str!("../../../bench/otp/memory.escript")),
+    ("max_ports.escript", include_str!("../../../bench/otp/max_ports.escript")),
 ];
 
 /// The longest one escript may run.
@@ -59,12 +41,7 @@ impl Otp {
         let escript = beamport::find_executable("escript")?;
         let dir = std::env::temp_dir().join(format!("beamport-bench-{}", std::process::id()));
         std::fs::create_dir_all(&dir).ok()?;
-        let mut otp = Otp {
-            escript,
-            dir,
-            version: String::new(),
-            notes: Mutex::default(),
-        };
+        let mut otp = Otp { escript, dir, version: String::new(), notes: Mutex::default() };
         for (name, text) in SCRIPTS {
             std::fs::write(otp.dir.join(name), text).ok()?;
         }
@@ -85,24 +62,14 @@ impl Otp {
     pub fn run(&self, w: Workload, s: &Sizes) -> Res<Vec<Sample>> {
         let exe = std::env::current_exe()?;
         let (script, args): (&str, Vec<String>) = match w {
-            Workload::Throughput => (
-                "throughput",
-                vec![s.throughput_bytes.to_string(), s.chunk.to_string()],
-            ),
+            Workload::Throughput => ("throughput", vec![s.throughput_bytes.to_string(), s.chunk.to_string()]),
             Workload::Latency => {
-                let mut a = vec![
-                    s.trips.to_string(),
-                    s.payload.to_string(),
-                    exe.to_string_lossy().into_owned(),
-                ];
+                let mut a = vec![s.trips.to_string(), s.payload.to_string(), exe.to_string_lossy().into_owned()];
                 a.extend(ECHO_ARGS.map(String::from));
                 ("latency", a)
             }
             Workload::SpawnSeq => ("spawn", vec![s.spawn_seq.to_string(), "1".into()]),
-            Workload::SpawnPar64 => (
-                "spawn",
-                vec![s.spawn_par.to_string(), IN_FLIGHT.to_string()],
-            ),
+            Workload::SpawnPar64 => ("spawn", vec![s.spawn_par.to_string(), IN_FLIGHT.to_string()]),
             Workload::Concurrency5000 => ("concurrency", vec![s.concurrency.to_string()]),
             Workload::MemoryPerPort => ("memory", vec![s.memory.to_string()]),
             Workload::MaxPorts => ("max_ports", vec![s.max_ports_cap.to_string()]),
@@ -132,10 +99,7 @@ impl Otp {
         };
         if let Some(note) = reap_forker(&out_path) {
             eprintln!("beamport bench: {note}");
-            self.notes
-                .lock()
-                .expect("notes")
-                .push(format!("{} round: {note}", w.name()));
+            self.notes.lock().expect("notes").push(format!("{} round: {note}", w.name()));
         }
         let out = std::fs::read_to_string(&out_path)?;
         if !status.success() {
@@ -170,8 +134,7 @@ fn reap_forker(stdout: &Path) -> Option<String> {
     loop {
         let forkers: Vec<i32> = processes()
             .filter(|&pid| {
-                std::fs::read_to_string(format!("/proc/{pid}/comm"))
-                    .is_ok_and(|c| c.trim() == "erl_child_setup")
+                std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "erl_child_setup")
                     && std::fs::read_link(format!("/proc/{pid}/fd/1")).is_ok_and(|l| l == stdout)
             })
             .collect();
@@ -189,13 +152,9 @@ fn reap_forker(stdout: &Path) -> Option<String> {
                 .filter(|&p| {
                     std::fs::read_to_string(format!("/proc/{p}/stat")).is_ok_and(|stat| {
                         // "pid (comm) state ppid …"; comm may hold spaces, so split after ')'.
-                        let fields: Vec<&str> = stat
-                            .rsplit_once(')')
-                            .map_or("", |(_, r)| r)
-                            .split_whitespace()
-                            .collect();
-                        fields.first() == Some(&"Z")
-                            && fields.get(1) == Some(&pid.to_string().as_str())
+                        let fields: Vec<&str> =
+                            stat.rsplit_once(')').map_or("", |(_, r)| r).split_whitespace().collect();
+                        fields.first() == Some(&"Z") && fields.get(1) == Some(&pid.to_string().as_str())
                     })
                 })
                 .count();
@@ -214,10 +173,7 @@ fn reap_forker(stdout: &Path) -> Option<String> {
 
 /// The pids of every process on the machine.
 pub fn processes() -> impl Iterator<Item = i32> {
-    std::fs::read_dir("/proc")
-        .into_iter()
-        .flatten()
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+    std::fs::read_dir("/proc").into_iter().flatten().filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
 }
 
 /// The samples of `w` by `imp` in JSON lines such as the escripts and `--child` print.
@@ -231,9 +187,7 @@ pub fn parse_lines(text: &str, w: Workload, imp: Impl) -> Res<Vec<Sample>> {
         samples.push(Sample {
             metric: get("metric")?.to_string(),
             unit: get("unit")?.to_string(),
-            value: get("value")?
-                .parse()
-                .map_err(|e| format!("bad value in {line}: {e}"))?,
+            value: get("value")?.parse().map_err(|e| format!("bad value in {line}: {e}"))?,
             error: field(line, "error").map(String::from),
         });
     }
@@ -260,8 +214,7 @@ mod tests {
 
     #[test]
     fn parses_escript_lines() {
-        let text =
-            "{\"workload\":\"max_ports\",\"impl\":\"otp\",\"metric\":\"ports\",\"unit\":\"ports\",\
+        let text = "{\"workload\":\"max_ports\",\"impl\":\"otp\",\"metric\":\"ports\",\"unit\":\"ports\",\
                     \"value\":9989,\"error\":\"emfile\"}\n";
         let s = parse_lines(text, Workload::MaxPorts, Impl::Otp).unwrap();
         assert_eq!(s.len(), 1);

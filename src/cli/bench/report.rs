@@ -65,10 +65,7 @@ impl Results {
     pub fn add(&mut self, w: Workload, imp: Impl, samples: Vec<Sample>) {
         for s in samples {
             self.units.insert((w, s.metric.clone()), s.unit);
-            self.values
-                .entry((w, s.metric, imp))
-                .or_default()
-                .push(s.value);
+            self.values.entry((w, s.metric, imp)).or_default().push(s.value);
             if let Some(e) = s.error {
                 self.errors.entry((w, imp)).or_default().push(e);
             }
@@ -77,8 +74,7 @@ impl Results {
 
     /// Records a measurement that failed.
     pub fn fail(&mut self, w: Workload, imp: Impl, why: String) {
-        self.failures
-            .push(format!("{} by {}: {why}", w.name(), imp.name()));
+        self.failures.push(format!("{} by {}: {why}", w.name(), imp.name()));
     }
 
     /// The measurements that failed.
@@ -98,10 +94,7 @@ impl Results {
     }
 
     fn metrics(&self) -> Vec<(Workload, String, String)> {
-        self.units
-            .iter()
-            .map(|((w, m), u)| (*w, m.clone(), u.clone()))
-            .collect()
+        self.units.iter().map(|((w, m), u)| (*w, m.clone(), u.clone())).collect()
     }
 
     /// One JSON object per workload, implementation and metric: the median of its rounds.
@@ -128,8 +121,7 @@ impl Results {
     /// The Markdown table: medians, beamport's ratio to each baseline, targets.
     pub fn table(&self) -> String {
         let mut rows = vec![[
-            "workload", "metric", "unit", "beamport", "std", "c", "otp", "vs std", "vs c",
-            "vs otp", "target", "met",
+            "workload", "metric", "unit", "beamport", "std", "c", "otp", "vs std", "vs c", "vs otp", "target", "met",
         ]
         .map(String::from)];
         let impls = [Impl::Beamport, Impl::Std, Impl::C, Impl::Otp];
@@ -200,18 +192,12 @@ impl Results {
             None => None,
         };
         let (text, ratio, need, at_least) = match t {
-            Target::MinTimes(imp, k) => (
-                format!("≥ {k}× {}", imp.name()),
-                ours.zip(base(imp)).map(|(a, b)| a / b),
-                k,
-                true,
-            ),
-            Target::MaxTimes(imp, k) => (
-                format!("≤ {k}× {}", imp.name()),
-                ours.zip(base(imp)).map(|(a, b)| a / b),
-                k,
-                false,
-            ),
+            Target::MinTimes(imp, k) => {
+                (format!("≥ {k}× {}", imp.name()), ours.zip(base(imp)).map(|(a, b)| a / b), k, true)
+            }
+            Target::MaxTimes(imp, k) => {
+                (format!("≤ {k}× {}", imp.name()), ours.zip(base(imp)).map(|(a, b)| a / b), k, false)
+            }
             Target::Min(v) => (format!("≥ {v}"), ours, v, true),
             Target::Max(v) => (format!("≤ {v}"), ours, v, false),
         };
@@ -228,16 +214,8 @@ impl Results {
             Some(r) => {
                 // How much beamport's value must change to meet the target.
                 let change = (need / r - 1.0) * 100.0;
-                let shown = if absolute {
-                    String::new()
-                } else {
-                    format!(" {r:.2}×,")
-                };
-                format!(
-                    "✗{shown} needs {}{:.0}%",
-                    if change < 0.0 { "−" } else { "+" },
-                    change.abs()
-                )
+                let shown = if absolute { String::new() } else { format!(" {r:.2}×,") };
+                format!("✗{shown} needs {}{:.0}%", if change < 0.0 { "−" } else { "+" }, change.abs())
             }
         };
         (text, verdict)
@@ -278,47 +256,23 @@ mod tests {
     use super::*;
 
     fn sample(metric: &str, unit: &str, value: f64) -> Sample {
-        Sample {
-            metric: metric.into(),
-            unit: unit.into(),
-            value,
-            error: None,
-        }
+        Sample { metric: metric.into(), unit: unit.into(), value, error: None }
     }
 
     #[test]
     fn medians_and_verdicts() {
         let mut r = Results::default();
         for v in [1.0, 3.0, 2.0] {
-            r.add(
-                Workload::Throughput,
-                Impl::Beamport,
-                vec![sample("throughput", "MB/s", 1000.0 * v)],
-            );
+            r.add(Workload::Throughput, Impl::Beamport, vec![sample("throughput", "MB/s", 1000.0 * v)]);
         }
-        r.add(
-            Workload::Throughput,
-            Impl::Otp,
-            vec![sample("throughput", "MB/s", 1000.0)],
-        );
+        r.add(Workload::Throughput, Impl::Otp, vec![sample("throughput", "MB/s", 1000.0)]);
         assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), Some(2.5));
         let json = r.json();
         assert!(json.contains("{\"workload\":\"throughput\",\"impl\":\"beamport\",\"metric\":\"throughput\",\"unit\":\"MB/s\",\"value\":2000}"));
         let table = r.table();
-        assert!(
-            table.contains("| 2.00× | ≥ 1.4× otp | ✓ 2.00× |"),
-            "{table}"
-        );
-        r.add(
-            Workload::Latency,
-            Impl::Beamport,
-            vec![sample("median", "us", 10.0)],
-        );
-        r.add(
-            Workload::Latency,
-            Impl::C,
-            vec![sample("median", "us", 8.0)],
-        );
+        assert!(table.contains("| 2.00× | ≥ 1.4× otp | ✓ 2.00× |"), "{table}");
+        r.add(Workload::Latency, Impl::Beamport, vec![sample("median", "us", 10.0)]);
+        r.add(Workload::Latency, Impl::C, vec![sample("median", "us", 8.0)]);
         let table = r.table();
         assert!(table.contains("✗ 1.25×, needs −12%"), "{table}");
         assert!(table.contains("issue's figure (9.5 us)"), "{table}");

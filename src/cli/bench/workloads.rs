@@ -91,10 +91,9 @@ impl Workload {
     /// The implementations measured for this workload, in the order each round runs them.
     pub fn impls(self) -> &'static [Impl] {
         match self {
-            Workload::Throughput
-            | Workload::Latency
-            | Workload::SpawnSeq
-            | Workload::SpawnPar64 => &[Impl::Beamport, Impl::Std, Impl::C, Impl::Otp],
+            Workload::Throughput | Workload::Latency | Workload::SpawnSeq | Workload::SpawnPar64 => {
+                &[Impl::Beamport, Impl::Std, Impl::C, Impl::Otp]
+            }
             Workload::Concurrency5000 | Workload::MemoryPerPort | Workload::MaxPorts => {
                 &[Impl::Beamport, Impl::Std, Impl::Otp]
             }
@@ -109,10 +108,7 @@ impl Workload {
 
     /// Whether it leaves thousands of programs exiting, to wait for before the next round.
     pub fn leaves_many_children(self) -> bool {
-        matches!(
-            self,
-            Workload::Concurrency5000 | Workload::MemoryPerPort | Workload::MaxPorts
-        )
+        matches!(self, Workload::Concurrency5000 | Workload::MemoryPerPort | Workload::MaxPorts)
     }
 }
 
@@ -142,9 +138,7 @@ impl Impl {
 
     /// The implementation called `name`.
     pub fn from_name(name: &str) -> Option<Impl> {
-        [Impl::Beamport, Impl::Std, Impl::C, Impl::Otp]
-            .into_iter()
-            .find(|i| i.name() == name)
+        [Impl::Beamport, Impl::Std, Impl::C, Impl::Otp].into_iter().find(|i| i.name() == name)
     }
 }
 
@@ -212,12 +206,13 @@ impl Sizes {
                 "{} round trips of {} B with `{{packet, 4}}` through `beamport bench --echo-packet4`",
                 self.trips, self.payload
             ),
-            Workload::SpawnSeq => format!("{} × spawn `/bin/true` and wait for its exit status, one at a time", self.spawn_seq),
+            Workload::SpawnSeq => {
+                format!("{} × spawn `/bin/true` and wait for its exit status, one at a time", self.spawn_seq)
+            }
             Workload::SpawnPar64 => format!("the same, {} spawns, {IN_FLIGHT} in flight", self.spawn_par),
-            Workload::Concurrency5000 => format!(
-                "open {} `cat` ports, one 16-byte echo each, close them: total time",
-                self.concurrency
-            ),
+            Workload::Concurrency5000 => {
+                format!("open {} `cat` ports, one 16-byte echo each, close them: total time", self.concurrency)
+            }
             Workload::MemoryPerPort => format!("host memory per open `cat` port, {} open", self.memory),
             Workload::MaxPorts => "`cat` ports open at once before the first error".to_string(),
         }
@@ -239,24 +234,15 @@ pub struct Sample {
 
 impl Sample {
     fn new(metric: &str, unit: &str, value: f64) -> Sample {
-        Sample {
-            metric: metric.into(),
-            unit: unit.into(),
-            value,
-            error: None,
-        }
+        Sample { metric: metric.into(), unit: unit.into(), value, error: None }
     }
 }
 
 /// Runs one round of `w` by `imp` (not `Otp`) in this process.
 pub fn run(w: Workload, imp: Impl, s: &Sizes) -> Res<Vec<Sample>> {
-    let one = |metric: &str, unit: &str, value: Res<f64>| {
-        value.map(|v| vec![Sample::new(metric, unit, v)])
-    };
+    let one = |metric: &str, unit: &str, value: Res<f64>| value.map(|v| vec![Sample::new(metric, unit, v)]);
     match (w, imp) {
-        (Workload::Throughput, Impl::Beamport) => {
-            one("throughput", "MB/s", fresh(|| beamport_throughput(s)))
-        }
+        (Workload::Throughput, Impl::Beamport) => one("throughput", "MB/s", fresh(|| beamport_throughput(s))),
         (Workload::Throughput, Impl::Std) => one("throughput", "MB/s", std_throughput(s)),
         (Workload::Throughput, Impl::C) => one("throughput", "MB/s", c_throughput(s)),
         (Workload::Latency, Impl::Beamport) => fresh(|| beamport_latency(s)).map(latency_samples),
@@ -264,17 +250,11 @@ pub fn run(w: Workload, imp: Impl, s: &Sizes) -> Res<Vec<Sample>> {
         (Workload::Latency, Impl::C) => std_latency(s, true).map(latency_samples),
         (Workload::SpawnSeq, i) => one("rate", "per_s", spawn_rate(i, s.spawn_seq, 1)),
         (Workload::SpawnPar64, i) => one("rate", "per_s", spawn_rate(i, s.spawn_par, IN_FLIGHT)),
-        (Workload::Concurrency5000, Impl::Beamport) => {
-            one("total", "s", fresh(|| beamport_concurrency(s.concurrency)))
-        }
+        (Workload::Concurrency5000, Impl::Beamport) => one("total", "s", fresh(|| beamport_concurrency(s.concurrency))),
         (Workload::Concurrency5000, Impl::Std) => one("total", "s", std_concurrency(s.concurrency)),
-        (Workload::MemoryPerPort, Impl::Beamport) => {
-            one("memory", "bytes", fresh(|| beamport_memory(s.memory)))
-        }
+        (Workload::MemoryPerPort, Impl::Beamport) => one("memory", "bytes", fresh(|| beamport_memory(s.memory))),
         (Workload::MemoryPerPort, Impl::Std) => one("memory", "bytes", std_memory(s.memory)),
-        (Workload::MaxPorts, Impl::Beamport) => {
-            fresh(|| beamport_max_ports(s.max_ports_cap)).map(|s| vec![s])
-        }
+        (Workload::MaxPorts, Impl::Beamport) => fresh(|| beamport_max_ports(s.max_ports_cap)).map(|s| vec![s]),
         (Workload::MaxPorts, Impl::Std) => std_max_ports(s.max_ports_cap).map(|s| vec![s]),
         (w, i) => Err(format!("{} has no {} implementation", w.name(), i.name()).into()),
     }
@@ -283,12 +263,7 @@ pub fn run(w: Workload, imp: Impl, s: &Sizes) -> Res<Vec<Sample>> {
 /// Runs `f` on a new thread, hence as a new beamport process: its mailbox starts empty and
 /// every port it opened closes when it returns.
 fn fresh<T: Send>(f: impl FnOnce() -> Res<T> + Send) -> Res<T> {
-    thread::scope(|scope| {
-        scope
-            .spawn(f)
-            .join()
-            .unwrap_or_else(|_| Err("the measurement panicked".into()))
-    })
+    thread::scope(|scope| scope.spawn(f).join().unwrap_or_else(|_| Err("the measurement panicked".into())))
 }
 
 fn timeout(what: &str) -> Error {
@@ -301,10 +276,7 @@ fn latency_samples(mut trips: Vec<Duration>) -> Vec<Sample> {
         let i = (q * (trips.len() - 1) as f64).round() as usize;
         trips[i].as_secs_f64() * 1e6
     };
-    vec![
-        Sample::new("median", "us", us(0.5)),
-        Sample::new("p99", "us", us(0.99)),
-    ]
+    vec![Sample::new("median", "us", us(0.5)), Sample::new("p99", "us", us(0.99))]
 }
 
 /// The `beamport` binary, which is also `latency`'s echo program.
@@ -339,9 +311,7 @@ fn beamport_throughput(s: &Sizes) -> Res<f64> {
         });
         let mut got = 0;
         while got < total {
-            let msg = me
-                .receive_timeout(TIMEOUT)?
-                .ok_or_else(|| timeout("cat's output"))?;
+            let msg = me.receive_timeout(TIMEOUT)?.ok_or_else(|| timeout("cat's output"))?;
             got += msg.data().map_or(0, |d| d.bytes().len());
         }
         writer.join().map_err(|_| "writer panicked")??;
@@ -353,11 +323,7 @@ fn beamport_throughput(s: &Sizes) -> Res<f64> {
 }
 
 fn spawn_cat() -> Res<Child> {
-    Ok(Command::new("/bin/cat")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()?)
+    Ok(Command::new("/bin/cat").stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::null()).spawn()?)
 }
 
 fn std_throughput(s: &Sizes) -> Res<f64> {
@@ -408,10 +374,7 @@ fn c_throughput(s: &Sizes) -> Res<f64> {
             fds.push(PollFd::new(w, PollFlags::OUT));
         }
         poll(&mut fds, None)?;
-        let (readable, writable) = (
-            !fds[0].revents().is_empty(),
-            fds.get(1).is_some_and(|f| !f.revents().is_empty()),
-        );
+        let (readable, writable) = (!fds[0].revents().is_empty(), fds.get(1).is_some_and(|f| !f.revents().is_empty()));
         drop(fds);
         if writable {
             let w = stdin.as_ref().expect("polled");
@@ -452,9 +415,7 @@ fn beamport_latency(s: &Sizes) -> Res<Vec<Duration>> {
     for i in 0..WARMUP_TRIPS + s.trips {
         let start = Instant::now();
         port.command(payload.clone())?;
-        let msg = me
-            .receive_timeout(TIMEOUT)?
-            .ok_or_else(|| timeout("the echo"))?;
+        let msg = me.receive_timeout(TIMEOUT)?.ok_or_else(|| timeout("the echo"))?;
         let t = start.elapsed();
         if msg.data().map(|d| d.bytes().len()) != Some(s.payload) {
             return Err(format!("unexpected message {msg:?}").into());
@@ -469,11 +430,8 @@ fn beamport_latency(s: &Sizes) -> Res<Vec<Duration>> {
 
 /// `raw`: one `write` and `read`s on the fds, as C would; else `std::io` on the pipes.
 fn std_latency(s: &Sizes, raw: bool) -> Res<Vec<Duration>> {
-    let mut child = Command::new(echo_program()?)
-        .args(ECHO_ARGS)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()?;
+    let mut child =
+        Command::new(echo_program()?).args(ECHO_ARGS).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn()?;
     let mut stdin = child.stdin.take().ok_or("no stdin")?;
     let mut stdout = child.stdout.take().ok_or("no stdout")?;
     let mut frame = (s.payload as u32).to_be_bytes().to_vec();
@@ -532,10 +490,7 @@ fn spawn_rate(imp: Impl, count: usize, in_flight: usize) -> Res<f64> {
     let t = match imp {
         Impl::Beamport => fresh(|| beamport_spawn(count, in_flight))?,
         Impl::Std => threaded_spawn(count, in_flight, || {
-            let mut child = Command::new("/bin/true")
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .spawn()?;
+            let mut child = Command::new("/bin/true").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn()?;
             child.wait()
         })?,
         Impl::C => threaded_spawn(count, in_flight, || Command::new("/bin/true").status())?,
@@ -554,10 +509,7 @@ fn beamport_spawn(count: usize, in_flight: usize) -> Res<Duration> {
     }
     let mut started = running.len();
     while !running.is_empty() {
-        match me
-            .receive_timeout(TIMEOUT)?
-            .ok_or_else(|| timeout("an exit status"))?
-        {
+        match me.receive_timeout(TIMEOUT)?.ok_or_else(|| timeout("an exit status"))? {
             Message::Port(port, PortMsg::ExitStatus(status)) => {
                 if !status.success() {
                     return Err(format!("/bin/true exited with {status:?}").into());
@@ -591,9 +543,7 @@ fn threaded_spawn(
                     while next.fetch_add(1, Ordering::Relaxed) < count {
                         let status = spawn()?;
                         if !status.success() {
-                            return Err(std::io::Error::other(format!(
-                                "/bin/true exited with {status}"
-                            )));
+                            return Err(std::io::Error::other(format!("/bin/true exited with {status}")));
                         }
                     }
                     Ok(())
@@ -615,17 +565,14 @@ fn beamport_concurrency(n: usize) -> Res<f64> {
     let me = process::current();
     let msg = Bytes::from_static(ECHO16);
     let start = Instant::now();
-    let ports = (0..n)
-        .map(|_| Port::open(Name::executable("/bin/cat"), [Opt::Binary]))
-        .collect::<Result<Vec<Port>, _>>()?;
+    let ports =
+        (0..n).map(|_| Port::open(Name::executable("/bin/cat"), [Opt::Binary])).collect::<Result<Vec<Port>, _>>()?;
     for p in &ports {
         p.command(msg.clone())?;
     }
     let mut left = n * ECHO16.len();
     while left > 0 {
-        let m = me
-            .receive_timeout(TIMEOUT)?
-            .ok_or_else(|| timeout("an echo"))?;
+        let m = me.receive_timeout(TIMEOUT)?.ok_or_else(|| timeout("an echo"))?;
         left = left.saturating_sub(m.data().map_or(0, |d| d.bytes().len()));
     }
     for p in &ports {
@@ -642,10 +589,7 @@ fn std_concurrency(n: usize) -> Res<f64> {
     }
     let mut reply = [0; ECHO16.len()];
     for c in &mut children {
-        c.stdout
-            .as_mut()
-            .ok_or("no stdout")?
-            .read_exact(&mut reply)?;
+        c.stdout.as_mut().ok_or("no stdout")?.read_exact(&mut reply)?;
     }
     for c in &mut children {
         drop(c.stdin.take());
@@ -676,8 +620,7 @@ fn beamport_memory(n: usize) -> Res<f64> {
     let me = process::current();
     let warm = Port::open(Name::executable("/bin/cat"), [Opt::Binary, Opt::ExitStatus])?;
     warm.command(&b"warm"[..])?;
-    me.receive_timeout(TIMEOUT)?
-        .ok_or_else(|| timeout("cat's output"))?;
+    me.receive_timeout(TIMEOUT)?.ok_or_else(|| timeout("cat's output"))?;
     warm.close()?;
     let mut ports = Vec::with_capacity(n);
     let before = rss_bytes()?;
@@ -723,10 +666,7 @@ fn beamport_max_ports(cap: usize) -> Res<Sample> {
     for p in &ports {
         p.close()?;
     }
-    Ok(Sample {
-        error: Some(error),
-        ..Sample::new("ports", "ports", ports.len() as f64)
-    })
+    Ok(Sample { error: Some(error), ..Sample::new("ports", "ports", ports.len() as f64) })
 }
 
 /// OTP's name for an OS error.
@@ -752,9 +692,7 @@ fn std_max_ports(cap: usize) -> Res<Sample> {
         match spawn_cat() {
             Ok(c) => children.push(c),
             Err(e) => {
-                error = e
-                    .downcast_ref::<std::io::Error>()
-                    .map_or_else(|| e.to_string(), errno_name);
+                error = e.downcast_ref::<std::io::Error>().map_or_else(|| e.to_string(), errno_name);
                 break;
             }
         }
@@ -764,8 +702,5 @@ fn std_max_ports(cap: usize) -> Res<Sample> {
         drop(c.stdin.take());
         c.wait()?;
     }
-    Ok(Sample {
-        error: Some(error),
-        ..Sample::new("ports", "ports", n as f64)
-    })
+    Ok(Sample { error: Some(error), ..Sample::new("ports", "ports", n as f64) })
 }
