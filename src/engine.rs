@@ -157,13 +157,17 @@ fn start() -> io::Result<Engine> {
 }
 
 impl Engine {
-    /// Registers a port's socket under its id.
+    /// Registers a port's socket under its id, for reading only: on a Unix socket every read
+    /// by the program would raise a writability edge, so a port asks for those only while
+    /// output is queued ([`Engine::want_write`]).
     pub(crate) fn register(&self, fd: BorrowedFd<'_>, id: u64) -> io::Result<()> {
-        self.registry.register(
-            &mut SourceFd(&fd.as_raw_fd()),
-            Token(id as usize),
-            Interest::READABLE | Interest::WRITABLE,
-        )
+        self.registry.register(&mut SourceFd(&fd.as_raw_fd()), Token(id as usize), Interest::READABLE)
+    }
+
+    /// Turns writability events of a port's socket on or off.
+    pub(crate) fn want_write(&self, fd: BorrowedFd<'_>, id: u64, on: bool) -> io::Result<()> {
+        let interest = if on { Interest::READABLE | Interest::WRITABLE } else { Interest::READABLE };
+        self.registry.reregister(&mut SourceFd(&fd.as_raw_fd()), Token(id as usize), interest)
     }
 
     /// Asks the reactor to read from a port whose read window has room again.

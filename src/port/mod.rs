@@ -296,6 +296,10 @@ struct State {
     input_closed: bool,
     reply_closed: Option<Pid>,
     busy_wakers: Vec<std::task::Waker>,
+    /// Writability events are on (output is queued).
+    write_armed: bool,
+    /// The socket is registered with the engine.
+    registered: bool,
 }
 
 pub(crate) struct Inner {
@@ -346,6 +350,9 @@ static PORTS: LazyLock<RwLock<HashMap<u64, Port>>> = LazyLock::new(Default::defa
 #[derive(Default)]
 #[must_use]
 struct After {
+    /// Messages to deliver, in order, before anything else: delivering outside the port's
+    /// lock lets a woken owner call the port at once instead of blocking on that lock.
+    msgs: Vec<(Pid, Message)>,
     signals: Vec<(Pid, Reason, bool)>,
     downs: Vec<(Ref, Pid, Reason)>,
     /// `{port, :closed}` for this pid: sent after the exit signals, OTP's order (E3, E12).
@@ -353,7 +360,19 @@ struct After {
 }
 
 impl After {
+    fn merge(&mut self, other: After) {
+        self.msgs.extend(other.msgs);
+        self.signals.extend(other.signals);
+        self.downs.extend(other.downs);
+        if other.closed.is_some() {
+            self.closed = other.closed;
+        }
+    }
+
     fn run(self, port: &Port) {
+        for (pid, msg) in self.msgs {
+            process::deliver(pid, msg);
+        }
         for (pid, reason, link) in self.signals {
             process::exit_signal(Id::Port(port.clone()), pid, reason, link);
         }
@@ -492,6 +511,8 @@ impl Port {
                 input_closed: false,
                 reply_closed: None,
                 busy_wakers: Vec::new(),
+                write_armed: false,
+                registered: false,
             }),
             settings,
             cv: Condvar::new(),
@@ -525,7 +546,9 @@ impl Port {
             let mut st = port.lock();
             st.phase = Phase::Open;
             let fd = st.fd.as_ref().expect("fd until closed");
-            if let Err(e) = engine.register(fd.as_fd(), port.0.id) {
+            let registered = engine.register(fd.as_fd(), port.0.id);
+            st.registered = registered.is_ok();
+            if let Err(e) = registered {
                 drop(st);
                 PORTS.write().expect("port table").remove(&port.0.id);
                 engine.release(pid, (std::time::Duration::ZERO, std::time::Duration::ZERO));
@@ -783,6 +806,14 @@ impl Port {
             st.input_closed = true;
             let _ = sys::fd::shutdown_write(fd.as_fd());
         }
+        let want = !st.queue.is_empty();
+        if want != st.write_armed && st.registered {
+            if let Ok(e) = engine::get() {
+                if e.want_write(fd.as_fd(), self.0.id, want).is_ok() {
+                    st.write_armed = want;
+                }
+            }
+        }
         Ok(())
     }
 
@@ -824,37 +855,47 @@ impl Port {
     }
 
     fn read_input(&self, st: &mut State, shared: &mut BytesMut) -> After {
+        let mut after = After::default();
         if st.phase != Phase::Open || st.read_eof || !self.0.settings.reads {
-            return After::default();
+            return after;
         }
         loop {
             if self.window_full() {
                 st.read_paused = true;
-                return After::default();
+                return after;
             }
-            let Some(fd) = st.fd.as_ref() else { return After::default() };
+            let Some(fd) = st.fd.as_ref() else { return after };
             let want = st.decoder.wanted().unwrap_or(0).clamp(READ_SIZE, 1 << 20);
             let own = !st.rbuf.is_empty();
             let buf = if own { &mut st.rbuf } else { &mut *shared };
             buf.reserve(want);
             match sys::fd::read_into(fd.as_fd(), buf) {
-                Ok(0) => return self.on_eof(st),
+                Ok(0) => {
+                    self.on_eof(st, &mut after);
+                    return after;
+                }
                 Ok(n) => {
                     st.input += n as u64;
                     if !own {
                         st.rbuf = shared.split();
                     }
-                    self.deliver_frames(st, false);
+                    self.deliver_frames(st, false, &mut after);
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return After::default(),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return after,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) if e.raw_os_error() == Some(libc::ECONNRESET) => return self.on_eof(st),
-                Err(e) => return self.begin_close(st, Reason::atom(errno_name(&e)), false, None),
+                Err(e) if e.raw_os_error() == Some(libc::ECONNRESET) => {
+                    self.on_eof(st, &mut after);
+                    return after;
+                }
+                Err(e) => {
+                    after.merge(self.begin_close(st, Reason::atom(errno_name(&e)), false, None));
+                    return after;
+                }
             }
         }
     }
 
-    fn deliver_frames(&self, st: &mut State, at_eof: bool) {
+    fn deliver_frames(&self, st: &mut State, at_eof: bool, after: &mut After) {
         let list = !self.0.settings.binary;
         loop {
             let frame = if at_eof { st.decoder.decode_eof(&mut st.rbuf) } else { st.decoder.decode(&mut st.rbuf) };
@@ -862,7 +903,7 @@ impl Port {
                 Ok(Some(f)) => {
                     let data = frame_to_data(f, list);
                     self.0.unread.fetch_add(data.bytes.len(), Ordering::AcqRel);
-                    process::deliver(st.owner, Message::Port(self.clone(), PortMsg::Data(data)));
+                    after.msgs.push((st.owner, Message::Port(self.clone(), PortMsg::Data(data))));
                 }
                 Ok(None) | Err(_) => break,
             }
@@ -872,33 +913,32 @@ impl Port {
         }
     }
 
-    fn on_eof(&self, st: &mut State) -> After {
+    fn on_eof(&self, st: &mut State, after: &mut After) {
         st.read_eof = true;
         if self.0.settings.exit_status && st.exit.is_none() {
-            return After::default(); // the status comes first; wait for the launcher's report
+            return; // the status comes first; wait for the launcher's report
         }
-        self.finish_input(st)
+        self.finish_input(st, after)
     }
 
     /// EOF seen and, if asked for, the exit status known: OTP's order is
     /// `exit_status`, the final partial line, then `:eof` or the exit signal `:normal`.
-    fn finish_input(&self, st: &mut State) -> After {
+    fn finish_input(&self, st: &mut State, after: &mut After) {
         if st.input_done || st.phase != Phase::Open {
-            return After::default();
+            return;
         }
         st.input_done = true;
         if self.0.settings.exit_status {
             if let Some(raw) = st.exit {
                 let m = PortMsg::ExitStatus(ExitStatus::from_raw(raw));
-                process::deliver(st.owner, Message::Port(self.clone(), m));
+                after.msgs.push((st.owner, Message::Port(self.clone(), m)));
             }
         }
-        self.deliver_frames(st, true);
+        self.deliver_frames(st, true, after);
         if self.0.settings.eof {
-            process::deliver(st.owner, Message::Port(self.clone(), PortMsg::Eof));
-            After::default()
+            after.msgs.push((st.owner, Message::Port(self.clone(), PortMsg::Eof)));
         } else {
-            self.begin_close(st, Reason::Normal, false, None)
+            after.merge(self.begin_close(st, Reason::Normal, false, None));
         }
     }
 
@@ -907,11 +947,11 @@ impl Port {
         let after = {
             let mut st = self.lock();
             st.exit = Some(raw);
+            let mut after = After::default();
             if st.read_eof {
-                self.finish_input(&mut st)
-            } else {
-                After::default()
+                self.finish_input(&mut st, &mut after);
             }
+            after
         };
         after.run(self);
     }

@@ -124,7 +124,7 @@ pub fn run(args: Args) -> i32 {
         println!();
         print!("{}", results.table());
         for note in otp.as_ref().map(otp::Otp::notes).unwrap_or_default() {
-            println!("\n`otp`, {note}.");
+            println!("\n{note}");
         }
         for failure in results.failures() {
             println!("\nFailed: {failure}.");

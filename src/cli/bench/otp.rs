@@ -2,6 +2,7 @@
 //! temporary directory and run with the `escript` found on `PATH`. Each prints one JSON line
 //! per round in the format of `beamport bench --json`.
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -32,7 +33,17 @@ pub struct Otp {
     dir: PathBuf,
     /// `erlang:system_info(otp_release)` and the emulator flavor, e.g. `25 (jit)`.
     pub version: String,
-    notes: Mutex<Vec<String>>,
+    /// Rounds run, and forkers left behind, per workload.
+    log: Mutex<BTreeMap<Workload, (usize, Vec<Forker>)>>,
+}
+
+/// A VM's forker found alive after the VM exited.
+#[derive(Clone, Debug)]
+struct Forker {
+    /// Where it was blocked (`/proc/PID/wchan`).
+    wchan: String,
+    /// Its children that had exited and were not reaped.
+    zombies: usize,
 }
 
 impl Otp {
@@ -41,7 +52,7 @@ impl Otp {
         let escript = beamport::find_executable("escript")?;
         let dir = std::env::temp_dir().join(format!("beamport-bench-{}", std::process::id()));
         std::fs::create_dir_all(&dir).ok()?;
-        let mut otp = Otp { escript, dir, version: String::new(), notes: Mutex::default() };
+        let mut otp = Otp { escript, dir, version: String::new(), log: Mutex::default() };
         for (name, text) in SCRIPTS {
             std::fs::write(otp.dir.join(name), text).ok()?;
         }
@@ -97,10 +108,20 @@ impl Otp {
             }
             std::thread::sleep(Duration::from_millis(20));
         };
-        if let Some(note) = reap_forker(&out_path) {
-            eprintln!("beamport bench: {note}");
-            self.notes.lock().expect("notes").push(format!("{} round: {note}", w.name()));
+        let forkers = reap_forker(&out_path);
+        for f in &forkers {
+            eprintln!(
+                "beamport bench: {} by otp: the VM's erl_child_setup outlived it, blocked in {} with {} zombie children; killed",
+                w.name(),
+                f.wchan,
+                f.zombies
+            );
         }
+        let mut log = self.log.lock().expect("log");
+        let entry = log.entry(w).or_default();
+        entry.0 += 1;
+        entry.1.extend(forkers);
+        drop(log);
         let out = std::fs::read_to_string(&out_path)?;
         if !status.success() {
             let err = std::fs::read_to_string(&err_path).unwrap_or_default();
@@ -110,9 +131,27 @@ impl Otp {
         parse_lines(&out, w, Impl::Otp)
     }
 
-    /// What went wrong on the VM's side besides the measurements: forkers killed.
+    /// What went wrong on the VM's side besides the measurements: forkers left behind.
     pub fn notes(&self) -> Vec<String> {
-        self.notes.lock().expect("notes").clone()
+        let log = self.log.lock().expect("log");
+        let mut notes = Vec::new();
+        for (w, (rounds, forkers)) in log.iter().filter(|(_, (_, f))| !f.is_empty()) {
+            let mut wchans: Vec<&str> = forkers.iter().map(|f| f.wchan.as_str()).collect();
+            wchans.sort_unstable();
+            wchans.dedup();
+            let zombies = forkers.iter().map(|f| f.zombies);
+            let (min, max) = (zombies.clone().min().unwrap_or(0), zombies.max().unwrap_or(0));
+            let range = if min == max { min.to_string() } else { format!("{min}–{max}") };
+            notes.push(format!(
+                "`otp`, `{}`: in {} of {rounds} rounds the VM's forker, `erl_child_setup`, was still alive \
+                 {FORKER_GRACE:?} after the VM exited, blocked in `{}` with {range} unreaped (zombie) \
+                 children; the bench killed it.",
+                w.name(),
+                forkers.len(),
+                wchans.join("`/`")
+            ));
+        }
+        notes
     }
 }
 
@@ -123,13 +162,13 @@ impl Drop for Otp {
 }
 
 /// Finds the `erl_child_setup` of a VM that has exited (the one whose stdout is
-/// `stdout`), gives it [`FORKER_GRACE`] to exit, then kills it; says so if it had to.
+/// `stdout`), gives it [`FORKER_GRACE`] to exit, then kills it; returns those it killed.
 ///
 /// OTP 25's forker reaps children in its SIGCHLD handler and writes 8 bytes per child to a
 /// self-pipe that only its main loop reads: when more than 8192 children end at once (the
 /// 64 KiB pipe's worth, as after `max_ports`), the handler blocks on the full pipe forever,
 /// and the forker stays behind with the remaining children as zombies.
-fn reap_forker(stdout: &Path) -> Option<String> {
+fn reap_forker(stdout: &Path) -> Vec<Forker> {
     let deadline = Instant::now() + FORKER_GRACE;
     loop {
         let forkers: Vec<i32> = processes()
@@ -139,13 +178,13 @@ fn reap_forker(stdout: &Path) -> Option<String> {
             })
             .collect();
         if forkers.is_empty() {
-            return None;
+            return Vec::new();
         }
         if Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(50));
             continue;
         }
-        let mut notes = Vec::new();
+        let mut killed = Vec::new();
         for pid in forkers {
             let wchan = std::fs::read_to_string(format!("/proc/{pid}/wchan")).unwrap_or_default();
             let zombies = processes()
@@ -161,13 +200,10 @@ fn reap_forker(stdout: &Path) -> Option<String> {
             if let Some(p) = rustix::process::Pid::from_raw(pid) {
                 let _ = rustix::process::kill_process(p, rustix::process::Signal::KILL);
             }
-            notes.push(format!(
-                "the VM's erl_child_setup (pid {pid}) outlived the VM by {FORKER_GRACE:?}, blocked in {} \
-                 with {zombies} zombie children; killed",
-                if wchan.is_empty() { "?" } else { wchan.as_str() }
-            ));
+            let wchan = if wchan.is_empty() { "?".to_string() } else { wchan };
+            killed.push(Forker { wchan, zombies });
         }
-        return Some(notes.join("; "));
+        return killed;
     }
 }
 
