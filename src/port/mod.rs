@@ -339,7 +339,7 @@ impl fmt::Debug for Port {
 
 /// Bytes asked of each `read`: one message in stream mode.
 const READ_SIZE: usize = 256 * 1024;
-/// `SO_SNDBUF`/`SO_RCVBUF` of both ends of a port's socket.
+/// `SO_SNDBUF` of both ends of a port's socket.
 const SOCKET_BUFFER: usize = 1 << 20;
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -485,8 +485,8 @@ impl Port {
         sys::fd::set_nonblocking(host.as_fd(), true).map_err(OpenError::system)?;
         // Bigger socket buffers mean fewer wake-ups on bulk transfers; the kernel allocates
         // them only as data is queued, so idle ports cost nothing more.
-        sys::fd::set_buffer_sizes(host.as_fd(), SOCKET_BUFFER);
-        sys::fd::set_buffer_sizes(child.as_fd(), SOCKET_BUFFER);
+        sys::fd::set_send_buffer(host.as_fd(), SOCKET_BUFFER);
+        sys::fd::set_send_buffer(child.as_fd(), SOCKET_BUFFER);
         let port = Port(Arc::new(Inner {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             name: label.into(),

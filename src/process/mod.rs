@@ -69,14 +69,7 @@ pub(crate) struct Inner {
     pid: Pid,
     state: Mutex<State>,
     cv: Condvar,
-    /// Bumped on every delivery, so a receiver can spin briefly without the lock.
-    arrivals: AtomicU64,
 }
-
-/// How long a receiver spins for a message before it parks. Waking a parked thread on
-/// another CPU costs tens of microseconds on some virtual machines: a reply that comes
-/// within this window is taken without that cost.
-const SPIN: Duration = Duration::from_micros(30);
 
 #[derive(Default)]
 struct State {
@@ -150,8 +143,7 @@ impl fmt::Debug for Process {
 impl Process {
     fn new() -> Self {
         let pid = Pid(NEXT_PID.fetch_add(1, Ordering::Relaxed));
-        let inner =
-            Arc::new(Inner { pid, state: Mutex::new(State::default()), cv: Condvar::new(), arrivals: AtomicU64::new(0) });
+        let inner = Arc::new(Inner { pid, state: Mutex::new(State::default()), cv: Condvar::new() });
         TABLE.write().expect("process table").insert(pid, inner.clone());
         Process { inner }
     }
@@ -217,7 +209,6 @@ impl Process {
     ) -> Result<Option<Message>, Exited> {
         let deadline = timeout.map(|t| Instant::now() + t);
         let mut st = self.lock();
-        let mut spun = false;
         loop {
             if let Some(r) = &st.exit {
                 return Err(Exited(r.clone()));
@@ -227,25 +218,6 @@ impl Process {
                 drop(st);
                 m.taken();
                 return Ok(Some(m));
-            }
-            if !spun && deadline.is_none_or(|d| d > Instant::now() + SPIN) {
-                spun = true;
-                let seen = self.inner.arrivals.load(Ordering::Acquire);
-                drop(st);
-                let until = Instant::now() + SPIN;
-                'spin: loop {
-                    for _ in 0..64 {
-                        if self.inner.arrivals.load(Ordering::Acquire) != seen {
-                            break 'spin;
-                        }
-                        std::hint::spin_loop();
-                    }
-                    if Instant::now() >= until {
-                        break;
-                    }
-                }
-                st = self.lock();
-                continue;
             }
             st.waiting += 1;
             st = match deadline {
@@ -325,7 +297,6 @@ pub(crate) fn deliver(pid: Pid, msg: Message) -> bool {
         st.monitors.retain(|(x, _)| x != r);
     }
     st.queue.push_back(msg);
-    p.arrivals.fetch_add(1, Ordering::Release);
     let wakers = std::mem::take(&mut st.wakers);
     let waiting = st.waiting > 0;
     drop(st);

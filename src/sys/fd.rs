@@ -21,10 +21,11 @@ pub(crate) fn set_nonblocking(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
     Ok(())
 }
 
-/// Grows the socket's send and receive buffers (best effort): fewer wake-ups on bulk transfers.
-pub(crate) fn set_buffer_sizes(fd: BorrowedFd<'_>, bytes: usize) {
+/// Grows the socket's send buffer (best effort): fewer wake-ups on bulk transfers. A Unix
+/// stream socket's sender is limited by its own `SO_SNDBUF`; its peer's receive buffer plays
+/// no part, so that one is left alone.
+pub(crate) fn set_send_buffer(fd: BorrowedFd<'_>, bytes: usize) {
     let _ = rustix::net::sockopt::set_socket_send_buffer_size(fd, bytes);
-    let _ = rustix::net::sockopt::set_socket_recv_buffer_size(fd, bytes);
 }
 
 /// Raises the soft `RLIMIT_NOFILE` to the hard limit, as the Erlang VM does at start.
