@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How long the tree may take to appear, or to be gone.
 pub const DEADLINE: Duration = Duration::from_secs(5);
@@ -69,19 +69,10 @@ pub fn cmdline(pid: i32) -> String {
     raw.split(|&b| b == 0).filter(|a| !a.is_empty()).map(|a| String::from_utf8_lossy(a)).collect::<Vec<_>>().join(" ")
 }
 
-/// Polls `cond` every few milliseconds until it holds or `within` has passed.
-pub fn wait_until(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + within;
-    loop {
-        if cond() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
+/// Polls a condition until it holds or a deadline passes (shared with the other suites).
+#[path = "../common/mod.rs"]
+mod common;
+pub use common::wait_until;
 
 /// One marked process tree. Dropping it SIGKILLs whatever is left of it, so that a failing
 /// test leaves nothing behind.
