@@ -13,10 +13,10 @@
 //! port.send(me.pid(), Request::command("hello"));  // send port, {self(), {:command, "hello"}}
 //! port.command("world").unwrap();                  // Port.command(port, "world")
 //! let mut got = Vec::new();
-//! while got.concat().len() < 10 {
-//!     got.push(me.receive().unwrap().data().unwrap().bytes().clone());
+//! while got.len() < 10 {
+//!     got.extend_from_slice(me.receive().unwrap().data().unwrap().bytes());
 //! }
-//! assert_eq!(got.concat(), b"helloworld");
+//! assert_eq!(got, b"helloworld");
 //! port.close().unwrap();
 //! ```
 //!
@@ -45,6 +45,19 @@ pub use process::{Exited, Pid, Process};
 /// How the no-orphan guarantee is enforced on this machine (for `beamport doctor`).
 pub mod doctor {
     /// The launcher's isolation tier and what was tried.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let r = beamport::doctor::report().unwrap();
+    /// let tiers = ["pid-namespace", "user+pid-namespace", "cgroup-v2 (cgroup.kill)"];
+    /// assert!(tiers.contains(&r.tier) || r.tier.starts_with("process-groups"));
+    /// assert!(!r.guarantee.is_empty());
+    /// assert!(r.launcher_pid > 0 && r.nofile_limit > 0);
+    /// for (tier, why) in &r.refused {
+    ///     println!("{tier} refused: {why}"); // stronger tiers this machine does not allow
+    /// }
+    /// ```
     #[derive(Debug, Clone)]
     pub struct Report {
         /// The launcher's pid, in the host's PID namespace.

@@ -11,6 +11,18 @@ use crate::port::Port;
 use crate::process::Pid;
 
 /// A process or a port: what links, monitors and exit signals name.
+///
+/// # Examples
+///
+/// ```
+/// use beamport::{process, Id, Name, Port};
+/// let me = process::current();
+/// let port = Port::open(Name::spawn("cat"), []).unwrap();
+/// assert_eq!(Id::from(me.pid()), Id::Pid(me.pid()));
+/// assert_eq!(Id::from(&port), Id::Port(port.clone()));
+/// assert_eq!(format!("{:?}", Id::from(&port)), format!("{port:?}")); // #Port<0.N>
+/// port.close().unwrap();
+/// ```
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub enum Id {
     /// A process.
@@ -47,6 +59,25 @@ impl fmt::Debug for Id {
 }
 
 /// A monitor reference, `#Reference<0.0.0.N>`.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use beamport::{process, Message};
+/// let me = process::current();
+/// let pid = process::spawn(|p| {
+///     let _ = p.receive(); // waits for a message
+/// });
+/// let r = process::monitor(pid);
+/// assert!(format!("{r:?}").starts_with("#Reference<0.0.0."));
+/// assert_ne!(process::monitor(pid), r); // every monitor has its own reference
+/// process::send(pid, "stop");
+/// match me.receive_timeout(Duration::from_secs(5)).unwrap() {
+///     Some(Message::Down(r2, _, _)) => assert_eq!(r2, r),
+///     other => panic!("{other:?}"),
+/// }
+/// ```
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Ref(pub(crate) u64);
 
@@ -83,6 +114,16 @@ pub enum Reason {
 impl Reason {
     /// The reason named by an atom; `"normal"`, `"kill"`, `"killed"` and `"noproc"` map to
     /// their own variants.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use beamport::Reason;
+    /// assert_eq!(Reason::atom("kill"), Reason::Kill);
+    /// assert_eq!(Reason::atom("noproc"), Reason::Noproc);
+    /// assert_eq!(Reason::atom("epipe"), Reason::Atom("epipe".into()));
+    /// assert_eq!(Reason::atom("epipe").to_string(), ":epipe");
+    /// ```
     pub fn atom(name: &str) -> Reason {
         match name {
             "normal" => Reason::Normal,
@@ -94,6 +135,15 @@ impl Reason {
     }
 
     /// Whether this is `:normal`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use beamport::Reason;
+    /// assert!(Reason::Normal.is_normal());
+    /// assert!(Reason::atom("normal").is_normal());
+    /// assert!(!Reason::Killed.is_normal());
+    /// ```
     pub fn is_normal(&self) -> bool {
         matches!(self, Reason::Normal)
     }
@@ -140,14 +190,48 @@ pub struct ExitStatus(i32);
 
 impl ExitStatus {
     /// From a raw `waitpid` status.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use beamport::ExitStatus;
+    /// let st = ExitStatus::from_raw(3 << 8); // exit(3)
+    /// assert_eq!(st.code(), 3);
+    /// assert_eq!(format!("{st:?}"), "{:exit_status, 3}");
+    /// ```
     pub fn from_raw(raw: i32) -> Self {
         ExitStatus(raw)
     }
     /// The raw `waitpid` status.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use beamport::ExitStatus;
+    /// assert_eq!(ExitStatus::from_raw(3 << 8).raw(), 0x300);
+    /// assert_eq!(ExitStatus::from_raw(15).raw(), 15); // SIGTERM
+    /// ```
     pub fn raw(&self) -> i32 {
         self.0
     }
     /// OTP's value: the exit code, or 128 + the signal number if a signal ended the program.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use beamport::{process, ExitStatus, Message, Name, Opt, Port, PortMsg};
+    /// assert_eq!(ExitStatus::from_raw(1 << 8).code(), 1);
+    /// assert_eq!(ExitStatus::from_raw(15).code(), 143); // 128 + SIGTERM
+    ///
+    /// let me = process::current();
+    /// let port = Port::open(Name::spawn("sh -c 'exit 3'"), [Opt::ExitStatus]).unwrap();
+    /// match me.receive_timeout(Duration::from_secs(5)).unwrap() {
+    ///     Some(Message::Port(_, PortMsg::ExitStatus(st))) => assert_eq!(st.code(), 3),
+    ///     other => panic!("{other:?}"),
+    /// }
+    /// assert!(!port.is_open()); // closed at EOF
+    /// ```
     pub fn code(&self) -> i32 {
         match crate::sys::signal::decode_status(self.0) {
             Ok(code) => code,
@@ -155,14 +239,41 @@ impl ExitStatus {
         }
     }
     /// The signal that ended the program, if one did.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use beamport::ExitStatus;
+    /// assert_eq!(ExitStatus::from_raw(9).signal(), Some(9)); // SIGKILL
+    /// assert_eq!(ExitStatus::from_raw(1 << 8).signal(), None); // exit(1)
+    /// ```
     pub fn signal(&self) -> Option<i32> {
         crate::sys::signal::decode_status(self.0).err().map(|(s, _)| s)
     }
     /// Whether the program dumped core.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use beamport::ExitStatus;
+    /// let st = ExitStatus::from_raw(11 | 0x80); // SIGSEGV, core dumped
+    /// assert!(st.core_dumped());
+    /// assert_eq!((st.signal(), st.code()), (Some(11), 139));
+    /// assert!(!ExitStatus::from_raw(11).core_dumped());
+    /// ```
     pub fn core_dumped(&self) -> bool {
         matches!(crate::sys::signal::decode_status(self.0), Err((_, true)))
     }
     /// Whether the program exited with code 0.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use beamport::ExitStatus;
+    /// assert!(ExitStatus::from_raw(0).success());
+    /// assert!(!ExitStatus::from_raw(1 << 8).success()); // exit(1)
+    /// assert!(!ExitStatus::from_raw(9).success()); // SIGKILL
+    /// ```
     pub fn success(&self) -> bool {
         crate::sys::signal::decode_status(self.0) == Ok(0)
     }
@@ -175,6 +286,23 @@ impl fmt::Debug for ExitStatus {
 }
 
 /// Bytes from a port, with how they were framed and how iex would print them.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use beamport::{process, Name, Opt, Port};
+/// let me = process::current();
+/// let port = Port::open(Name::spawn("printf 'a\\nbc'"), [Opt::Binary, Opt::Line(10)]).unwrap();
+/// let mut lines = Vec::new();
+/// while lines.len() < 2 {
+///     let msg = me.receive_timeout(Duration::from_secs(5)).unwrap().expect("a line");
+///     lines.push(msg.data().unwrap().clone());
+/// }
+/// assert_eq!(format!("{lines:?}"), r#"[{:eol, "a"}, {:noeol, "bc"}]"#);
+/// assert_eq!((lines[0].eol(), lines[1].eol()), (Some(true), Some(false)));
+/// # let _ = port.close();
+/// ```
 #[derive(Clone, PartialEq, Eq)]
 pub struct Data {
     pub(crate) bytes: Bytes,
@@ -184,22 +312,112 @@ pub struct Data {
 
 impl Data {
     /// The bytes (a whole packet, a line without its newline, or a stream chunk).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use beamport::{process, Name, Opt, Port};
+    /// let me = process::current();
+    /// let port = Port::open(Name::spawn("cat"), [Opt::Binary, Opt::Packet(2)]).unwrap();
+    /// port.command(vec![1, 2, 3]).unwrap(); // cat echoes header and body: one packet back
+    /// let msg = me.receive_timeout(Duration::from_secs(5)).unwrap().expect("a packet");
+    /// assert_eq!(msg.data().unwrap().bytes().as_ref(), [1, 2, 3]);
+    /// port.close().unwrap();
+    /// ```
     pub fn bytes(&self) -> &Bytes {
         &self.bytes
     }
     /// Takes the bytes out.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use beamport::{process, Message, Name, Opt, Port, PortMsg};
+    /// let me = process::current();
+    /// let port = Port::open(Name::spawn("cat"), [Opt::Binary]).unwrap();
+    /// port.command("hello").unwrap();
+    /// match me.receive_timeout(Duration::from_secs(5)).unwrap() {
+    ///     Some(Message::Port(_, PortMsg::Data(d))) => assert_eq!(d.into_bytes(), "hello"),
+    ///     other => panic!("{other:?}"),
+    /// }
+    /// port.close().unwrap();
+    /// ```
     pub fn into_bytes(self) -> Bytes {
         self.bytes
     }
     /// In `{:line, L}` mode: `Some(true)` for `{:eol, line}`, `Some(false)` for `{:noeol, part}`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use beamport::{process, Name, Opt, Port};
+    /// let me = process::current();
+    /// let wait = Duration::from_secs(5);
+    /// let port = Port::open(Name::spawn("cat"), [Opt::Binary, Opt::Line(4)]).unwrap();
+    /// port.command("abcdef\n").unwrap(); // longer than 4: split, then the rest ends the line
+    /// let first = me.receive_timeout(wait).unwrap().expect("a line").data().unwrap().clone();
+    /// assert_eq!((first.as_str(), first.eol()), (Some("abcd"), Some(false)));
+    /// let rest = me.receive_timeout(wait).unwrap().expect("a line").data().unwrap().clone();
+    /// assert_eq!((rest.as_str(), rest.eol()), (Some("ef"), Some(true)));
+    /// port.close().unwrap();
+    ///
+    /// let port = Port::open(Name::spawn("cat"), [Opt::Binary]).unwrap(); // stream mode
+    /// port.command("abc\n").unwrap();
+    /// let data = me.receive_timeout(wait).unwrap().expect("data").data().unwrap().clone();
+    /// assert_eq!(data.eol(), None);
+    /// port.close().unwrap();
+    /// ```
     pub fn eol(&self) -> Option<bool> {
         self.line
     }
     /// Whether the port is in list mode (no `:binary`), so iex would print a charlist.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use beamport::{process, Name, Opt, Port};
+    /// let me = process::current();
+    /// let wait = Duration::from_secs(5);
+    /// let list = Port::open(Name::spawn("cat"), []).unwrap();
+    /// list.command("hi").unwrap();
+    /// let d = me.receive_timeout(wait).unwrap().expect("data").data().unwrap().clone();
+    /// assert!(d.is_list());
+    /// assert_eq!(format!("{d:?}"), "'hi'");
+    /// list.close().unwrap();
+    ///
+    /// let binary = Port::open(Name::spawn("cat"), [Opt::Binary]).unwrap();
+    /// binary.command("hi").unwrap();
+    /// let d = me.receive_timeout(wait).unwrap().expect("data").data().unwrap().clone();
+    /// assert!(!d.is_list());
+    /// assert_eq!(format!("{d:?}"), "\"hi\"");
+    /// binary.close().unwrap();
+    /// ```
     pub fn is_list(&self) -> bool {
         self.list
     }
     /// The bytes as text, if they are UTF-8.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use beamport::{process, Name, Opt, Port};
+    /// let me = process::current();
+    /// let wait = Duration::from_secs(5);
+    /// let port = Port::open(Name::spawn("cat"), [Opt::Binary, Opt::Packet(1)]).unwrap();
+    /// port.command("héllo").unwrap();
+    /// let d = me.receive_timeout(wait).unwrap().expect("a packet").data().unwrap().clone();
+    /// assert_eq!(d.as_str(), Some("héllo"));
+    /// port.command(vec![0xff, 0xfe]).unwrap();
+    /// let d = me.receive_timeout(wait).unwrap().expect("a packet").data().unwrap().clone();
+    /// assert_eq!(d.as_str(), None); // not UTF-8
+    /// assert_eq!(format!("{d:?}"), "<<255, 254>>");
+    /// port.close().unwrap();
+    /// ```
     pub fn as_str(&self) -> Option<&str> {
         std::str::from_utf8(&self.bytes).ok()
     }
@@ -292,6 +510,25 @@ pub(crate) fn charlist(b: &[u8], out: &mut String) {
 }
 
 /// What a port sends its owner: the second element of `{port, ...}`.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use beamport::{process, Message, Name, Opt, Port, PortMsg};
+/// let me = process::current();
+/// let opts = [Opt::Binary, Opt::ExitStatus, Opt::Eof];
+/// let port = Port::open(Name::spawn("echo hi"), opts).unwrap();
+/// let mut got = Vec::new();
+/// while got.last() != Some(&PortMsg::Eof) {
+///     match me.receive_timeout(Duration::from_secs(5)).unwrap() {
+///         Some(Message::Port(p, m)) if p == port => got.push(m),
+///         other => panic!("{other:?}"),
+///     }
+/// }
+/// assert_eq!(format!("{got:?}"), r#"[{:data, "hi\n"}, {:exit_status, 0}, :eof]"#);
+/// port.close().unwrap(); // with :eof the port stays open until closed
+/// ```
 #[derive(Clone, PartialEq, Eq)]
 pub enum PortMsg {
     /// `{:data, data}`.
@@ -319,6 +556,17 @@ impl fmt::Debug for PortMsg {
 }
 
 /// A user message sent with [`crate::process::send`]: any `Send + 'static` value.
+///
+/// # Examples
+///
+/// ```
+/// use beamport::{process, Message};
+/// let me = process::current();
+/// process::send(me.pid(), String::from("hello"));
+/// let Message::User(u) = me.receive().unwrap() else { panic!("not a user message") };
+/// assert_eq!(format!("{u:?}"), "\"hello\""); // strings print as iex would
+/// assert_eq!(u.downcast::<String>().unwrap(), "hello");
+/// ```
 pub struct UserMsg {
     pub(crate) value: Box<dyn Any + Send>,
     pub(crate) type_name: &'static str,
@@ -326,11 +574,33 @@ pub struct UserMsg {
 
 impl UserMsg {
     /// Takes the value out if it has type `T`, else gives the message back.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use beamport::{process, Message};
+    /// let me = process::current();
+    /// process::send(me.pid(), (1u8, 'x'));
+    /// let Message::User(u) = me.receive().unwrap() else { panic!("not a user message") };
+    /// let u = u.downcast::<String>().unwrap_err(); // wrong type: the message comes back
+    /// assert_eq!(u.downcast::<(u8, char)>().unwrap(), (1, 'x'));
+    /// ```
     pub fn downcast<T: Any>(self) -> Result<T, UserMsg> {
         let UserMsg { value, type_name } = self;
         value.downcast::<T>().map(|b| *b).map_err(|value| UserMsg { value, type_name })
     }
     /// Borrows the value if it has type `T`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use beamport::{process, Message};
+    /// let me = process::current();
+    /// process::send(me.pid(), 42u64);
+    /// let Message::User(u) = me.receive().unwrap() else { panic!("not a user message") };
+    /// assert_eq!(u.downcast_ref::<u64>(), Some(&42));
+    /// assert_eq!(u.downcast_ref::<i32>(), None);
+    /// ```
     pub fn downcast_ref<T: Any>(&self) -> Option<&T> {
         self.value.downcast_ref::<T>()
     }
@@ -371,6 +641,26 @@ pub enum Message {
 
 impl Message {
     /// The port, if this is `{port, _}` or an exit/down from a port.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use beamport::{process, Name, Port};
+    /// let me = process::current();
+    /// let port = Port::open(Name::spawn("cat"), []).unwrap();
+    /// port.command("hi").unwrap();
+    /// let msg = me.receive_timeout(Duration::from_secs(5)).unwrap().expect("data");
+    /// assert_eq!(msg.port(), Some(&port));
+    /// port.close().unwrap();
+    ///
+    /// port.monitor(); // on a closed port: {:DOWN, ref, :port, port, :noproc} at once
+    /// let down = me.receive_timeout(Duration::from_secs(5)).unwrap().expect("down");
+    /// assert_eq!(down.port(), Some(&port));
+    ///
+    /// process::send(me.pid(), "hi");
+    /// assert_eq!(me.receive().unwrap().port(), None);
+    /// ```
     pub fn port(&self) -> Option<&Port> {
         match self {
             Message::Port(p, _) | Message::Exit(Id::Port(p), _) | Message::Down(_, Id::Port(p), _) => Some(p),
@@ -379,6 +669,22 @@ impl Message {
     }
 
     /// The data of a `{port, {:data, d}}` message.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use beamport::{process, Name, Opt, Port, Request};
+    /// let me = process::current();
+    /// let wait = Duration::from_secs(5);
+    /// let port = Port::open(Name::spawn("cat"), [Opt::Binary]).unwrap();
+    /// port.command("hi").unwrap();
+    /// let msg = me.receive_timeout(wait).unwrap().expect("data");
+    /// assert_eq!(msg.data().unwrap().as_str(), Some("hi"));
+    /// port.send(me.pid(), Request::Close);
+    /// let closed = me.receive_timeout(wait).unwrap().expect(":closed");
+    /// assert!(closed.data().is_none()); // {port, :closed} carries no data
+    /// ```
     pub fn data(&self) -> Option<&Data> {
         match self {
             Message::Port(_, PortMsg::Data(d)) => Some(d),

@@ -49,6 +49,21 @@ use crate::sys;
 
 /// Why a port could not be opened. [`OpenError::otp_name`] gives the atom `open_port/2`
 /// raises for the same fault.
+///
+/// # Examples
+///
+/// ```
+/// use beamport::{Name, OpenError, Opt, Port};
+/// let e = Port::open(Name::spawn(""), []).unwrap_err();
+/// assert!(matches!(e, OpenError::Badarg { .. }));
+/// let e = Port::open(Name::spawn("cat"), [Opt::args(["-u"])]).unwrap_err(); // executables only
+/// assert!(matches!(e, OpenError::Badarg { .. }));
+/// let e = Port::open(Name::executable("/nonexistent/prog"), []).unwrap_err();
+/// assert!(matches!(&e, OpenError::Enoent { path } if path.ends_with("prog")));
+/// let e = Port::open(Name::executable("/etc/passwd"), []).unwrap_err(); // not executable
+/// assert!(matches!(e, OpenError::Eacces { .. }));
+/// assert_eq!(e.to_string(), "eacces: /etc/passwd: permission denied");
+/// ```
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
     /// `badarg`: a malformed name or option, or a forbidden combination.
@@ -124,6 +139,20 @@ pub(crate) fn errno_name(e: &io::Error) -> &'static str {
 }
 
 /// Why a function-API call on a port failed.
+///
+/// # Examples
+///
+/// ```
+/// use beamport::{CommandFlags, Name, Opt, Port, PortError};
+/// let port = Port::open(Name::spawn("cat"), [Opt::Packet(1)]).unwrap();
+/// let e = port.command(vec![0; 256]).unwrap_err(); // a 1-byte header holds at most 255
+/// assert!(matches!(e, PortError::PacketTooLarge(_)));
+/// assert!(port.is_open()); // refused, not fatal
+/// let force = CommandFlags { force: true, ..Default::default() };
+/// assert!(matches!(port.command_with("x", force), Err(PortError::NotSup)));
+/// port.close().unwrap();
+/// assert!(matches!(port.command("x"), Err(PortError::Closed(_))));
+/// ```
 #[derive(Debug, thiserror::Error)]
 pub enum PortError {
     /// `badarg`: the port is closed (or closing).
@@ -133,9 +162,6 @@ pub enum PortError {
     /// with `einval`; beamport refuses it and the port stays open.
     #[error("badarg: {0}")]
     PacketTooLarge(#[from] FrameError),
-    /// `nosuspend` was asked for and the port is busy; the data was not sent.
-    #[error("the port is busy")]
-    Busy,
     /// `notsup`: `force` on a spawn port (OTP gives the same).
     #[error("notsup: :force is not supported by spawn ports")]
     NotSup,
@@ -148,6 +174,24 @@ pub enum PortError {
 }
 
 /// A message-API request: the second element of `{pid, request}` sent to a port.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use beamport::{process, Name, Opt, Port, Request};
+/// let me = process::current();
+/// let port = Port::open(Name::spawn("cat"), [Opt::Binary]).unwrap();
+/// port.send(me.pid(), Request::Command("hi".into())); // {self(), {:command, "hi"}}
+/// let msg = me.receive_timeout(Duration::from_secs(5)).unwrap().expect("data");
+/// assert_eq!(msg.data().unwrap().as_str(), Some("hi"));
+/// port.send(me.pid(), Request::Connect(me.pid())); // {self(), {:connect, self()}}
+/// let msg = me.receive_timeout(Duration::from_secs(5)).unwrap().expect(":connected");
+/// assert_eq!(format!("{msg:?}"), format!("{{{port:?}, :connected}}"));
+/// port.send(me.pid(), Request::Close); // {self(), :close}
+/// let msg = me.receive_timeout(Duration::from_secs(5)).unwrap().expect(":closed");
+/// assert_eq!(format!("{msg:?}"), format!("{{{port:?}, :closed}}"));
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Request {
     /// `{:command, data}`.
@@ -160,12 +204,32 @@ pub enum Request {
 
 impl Request {
     /// `{:command, data}` from anything that converts into [`Bytes`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use beamport::Request;
+    /// assert_eq!(Request::command("hi"), Request::Command("hi".into()));
+    /// assert_eq!(Request::command(vec![104, 105]), Request::command(String::from("hi")));
+    /// ```
     pub fn command(data: impl Into<Bytes>) -> Request {
         Request::Command(data.into())
     }
 }
 
 /// Flags of [`Port::command_with`] (`Port.command/3`).
+///
+/// # Examples
+///
+/// ```
+/// use beamport::{CommandFlags, Name, Port, PortError};
+/// let port = Port::open(Name::spawn("cat > /dev/null"), []).unwrap();
+/// let nosuspend = CommandFlags { nosuspend: true, ..CommandFlags::default() };
+/// assert_eq!(port.command_with("data", nosuspend).unwrap(), true); // not busy: sent
+/// let force = CommandFlags { force: true, ..CommandFlags::default() };
+/// assert!(matches!(port.command_with("data", force), Err(PortError::NotSup)));
+/// port.close().unwrap();
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CommandFlags {
     /// `:nosuspend`: return `Ok(false)` instead of waiting when the port is busy.
@@ -175,6 +239,21 @@ pub struct CommandFlags {
 }
 
 /// One item of [`Port::info_item`] (`Port.info/2`).
+///
+/// # Examples
+///
+/// ```
+/// use beamport::{process, Item, ItemValue, Name, Port};
+/// let me = process::current();
+/// let port = Port::open(Name::spawn("cat"), []).unwrap();
+/// assert_eq!(port.info_item(Item::Connected), Some(ItemValue::Pid(me.pid())));
+/// assert_eq!(port.info_item(Item::Links), Some(ItemValue::Pids(vec![me.pid()])));
+/// assert_eq!(port.info_item(Item::Id), Some(ItemValue::Int(port.id())));
+/// assert_eq!(port.info_item(Item::Output), Some(ItemValue::Int(0)));
+/// assert_eq!(port.info_item(Item::Parallelism), Some(ItemValue::Bool(false)));
+/// port.close().unwrap();
+/// assert_eq!(port.info_item(Item::Id), None);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Item {
     /// `:name`.
@@ -202,6 +281,23 @@ pub enum Item {
 }
 
 /// `Port.info/1`: everything about an open port.
+///
+/// # Examples
+///
+/// ```
+/// use beamport::{process, Name, Port};
+/// let me = process::current();
+/// let port = Port::open(Name::spawn("cat > /dev/null"), []).unwrap();
+/// port.command("12345").unwrap();
+/// let info = port.info().unwrap();
+/// assert_eq!(info.name, "cat > /dev/null");
+/// assert_eq!((info.connected, info.links), (me.pid(), vec![me.pid()]));
+/// assert_eq!((info.id, info.input, info.output), (port.id(), 0, 5));
+/// assert_eq!(info.os_pid, port.os_pid());
+/// let iex = format!("{:?}", port.info().unwrap());
+/// assert!(iex.starts_with("[name: 'cat > /dev/null', links: ["));
+/// port.close().unwrap();
+/// ```
 #[derive(Clone, PartialEq, Eq)]
 pub struct PortInfo {
     /// `:name`.
@@ -237,6 +333,20 @@ impl fmt::Debug for PortInfo {
 }
 
 /// The value of one [`Item`].
+///
+/// # Examples
+///
+/// ```
+/// use beamport::{Item, ItemValue, Name, Port};
+/// let port = Port::open(Name::spawn("cat"), []).unwrap();
+/// let name = port.info_item(Item::Name).unwrap();
+/// assert_eq!(format!("{name:?}"), "'cat'"); // as iex prints it
+/// match port.info_item(Item::OsPid) {
+///     Some(ItemValue::OsPid(Some(pid))) => assert!(pid > 0),
+///     other => panic!("{other:?}"),
+/// }
+/// port.close().unwrap();
+/// ```
 #[derive(Clone, PartialEq, Eq)]
 pub enum ItemValue {
     /// A name.
@@ -316,6 +426,22 @@ pub(crate) struct Inner {
 /// A port: `#Port<0.N>`. Cheap to clone; equal when it names the same port. Like an Erlang
 /// port identifier it stays valid after the port closes, and calls then fail with
 /// [`PortError::Closed`] (or return `None`).
+///
+/// # Examples
+///
+/// ```
+/// use beamport::{Name, Port, PortError};
+/// let port = Port::open(Name::spawn("cat"), []).unwrap();
+/// let same = port.clone();
+/// assert_eq!(same, port);
+/// assert!(format!("{port:?}").starts_with("#Port<0."));
+/// let other = Port::open(Name::spawn("cat"), []).unwrap();
+/// assert_ne!(other, port);
+/// other.close().unwrap();
+/// port.close().unwrap();
+/// assert!(matches!(same.command("late"), Err(PortError::Closed(_))));
+/// assert_eq!(same.info(), None);
+/// ```
 #[derive(Clone)]
 pub struct Port(Arc<Inner>);
 
@@ -571,11 +697,30 @@ impl Port {
     }
 
     /// The port's number, as in `#Port<0.N>`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use beamport::{Name, Port};
+    /// let port = Port::open(Name::spawn("cat"), []).unwrap();
+    /// assert_eq!(format!("{port:?}"), format!("#Port<0.{}>", port.id()));
+    /// port.close().unwrap();
+    /// ```
     pub fn id(&self) -> u64 {
         self.0.id
     }
 
     /// Every open port (`Port.list/0`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use beamport::{Name, Port};
+    /// let port = Port::open(Name::spawn("cat"), []).unwrap();
+    /// assert!(Port::list().contains(&port));
+    /// port.close().unwrap();
+    /// assert!(!Port::list().contains(&port));
+    /// ```
     pub fn list() -> Vec<Port> {
         let mut v: Vec<Port> = PORTS.read().expect("port table").values().cloned().collect();
         v.sort_by_key(|p| p.0.id);
@@ -583,12 +728,33 @@ impl Port {
     }
 
     /// The program's OS pid (in the host's PID namespace), while the port is open.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use beamport::{Name, Port};
+    /// let port = Port::open(Name::spawn("cat"), []).unwrap();
+    /// let pid = port.os_pid().unwrap();
+    /// assert!(pid > 0);
+    /// port.close().unwrap();
+    /// assert_eq!(port.os_pid(), None);
+    /// ```
     pub fn os_pid(&self) -> Option<i32> {
         let p = self.0.os_pid.load(Ordering::Relaxed);
         (p > 0 && self.lock().phase != Phase::Dead).then_some(p)
     }
 
     /// Whether the port is open (not closing or closed).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use beamport::{Name, Port};
+    /// let port = Port::open(Name::spawn("cat"), []).unwrap();
+    /// assert!(port.is_open());
+    /// port.close().unwrap();
+    /// assert!(!port.is_open());
+    /// ```
     pub fn is_open(&self) -> bool {
         self.lock().phase == Phase::Open
     }
@@ -599,6 +765,35 @@ impl Port {
     /// A command that is too large for its packet header ends the port with `:einval`, as in
     /// OTP (the function API refuses it instead). While the port is busy, the calling thread
     /// waits, as a sending process is suspended on the BEAM.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use beamport::{process, Message, Name, Opt, Port, Request};
+    /// let me = process::current();
+    /// let wait = Duration::from_secs(5);
+    /// let port = Port::open(Name::spawn("cat"), [Opt::Binary]).unwrap();
+    /// port.send(me.pid(), Request::command("hello")); // send port, {self(), {:command, "hello"}}
+    /// let msg = me.receive_timeout(wait).unwrap().expect("data");
+    /// assert_eq!(msg.data().unwrap().as_str(), Some("hello"));
+    ///
+    /// // {self(), {:connect, new}}: `new` owns the port, the old owner gets :connected.
+    /// let (parent, p) = (me.pid(), port.clone());
+    /// let new = process::spawn(move |new| {
+    ///     let _go = new.receive(); // wait until the port is ours
+    ///     p.send(new.pid(), Request::Close); // {self(), :close}
+    ///     let closed = new.receive_timeout(Duration::from_secs(5)).unwrap().expect(":closed");
+    ///     process::send(parent, format!("{closed:?}"));
+    /// });
+    /// port.send(me.pid(), Request::Connect(new));
+    /// let msg = me.receive_timeout(wait).unwrap().expect(":connected");
+    /// assert_eq!(format!("{msg:?}"), format!("{{{port:?}, :connected}}"));
+    /// process::send(new, "go");
+    /// let Some(Message::User(reply)) = me.receive_timeout(wait).unwrap() else { panic!() };
+    /// assert_eq!(reply.downcast::<String>().unwrap(), format!("{{{port:?}, :closed}}"));
+    /// assert!(!port.is_open());
+    /// ```
     pub fn send(&self, from: Pid, request: Request) {
         let after = {
             let mut st = self.lock();
@@ -647,6 +842,20 @@ impl Port {
     /// or queued. While the port is busy (its queue above the high busy limit) the calling
     /// thread waits until the queue drains below the low limit.
     ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use beamport::{process, Name, Opt, Port};
+    /// let me = process::current();
+    /// let port = Port::open(Name::spawn("cat"), [Opt::Binary, Opt::Packet(4)]).unwrap();
+    /// port.command("ping").unwrap(); // Port.command(port, "ping")
+    /// let msg = me.receive_timeout(Duration::from_secs(5)).unwrap().expect("a packet");
+    /// assert_eq!(msg.data().unwrap().as_str(), Some("ping"));
+    /// port.close().unwrap();
+    /// assert!(port.command("late").is_err()); // badarg once closed
+    /// ```
+    ///
     /// # Errors
     ///
     /// [`PortError::Closed`] if the port is closed; [`PortError::PacketTooLarge`] if the
@@ -657,6 +866,22 @@ impl Port {
 
     /// `Port.command/3`: like [`Port::command`]; with `nosuspend`, returns `Ok(false)` instead
     /// of waiting when the port is busy (the data is not sent).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use beamport::{process, CommandFlags, Name, Opt, Port, PortError};
+    /// let me = process::current();
+    /// let port = Port::open(Name::spawn("cat"), [Opt::Binary]).unwrap();
+    /// let nosuspend = CommandFlags { nosuspend: true, force: false };
+    /// assert!(port.command_with("hi", nosuspend).unwrap()); // not busy: sent at once
+    /// let msg = me.receive_timeout(Duration::from_secs(5)).unwrap().expect("data");
+    /// assert_eq!(msg.data().unwrap().as_str(), Some("hi"));
+    /// let force = CommandFlags { nosuspend: false, force: true };
+    /// assert!(matches!(port.command_with("hi", force), Err(PortError::NotSup)));
+    /// port.close().unwrap();
+    /// ```
     ///
     /// # Errors
     ///
@@ -1084,6 +1309,34 @@ impl Port {
     /// `Port.connect/2`: makes `pid` the owner and links it. The old owner stays linked and
     /// gets no message (unlike the `{:connect, pid}` message, which answers `:connected`).
     ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use beamport::{process, Message, Name, Opt, Port};
+    /// let me = process::current();
+    /// let wait = Duration::from_secs(5);
+    /// let port = Port::open(Name::spawn("cat"), [Opt::Binary]).unwrap();
+    /// let parent = me.pid();
+    /// let new = process::spawn(move |new| {
+    ///     let msg = new.receive_timeout(Duration::from_secs(5)).unwrap().expect("data");
+    ///     process::send(parent, msg.data().unwrap().as_str().unwrap().to_string());
+    /// }); // when `new` returns, the port it owns closes
+    /// let down = process::monitor(new);
+    /// port.connect(new).unwrap();
+    /// let info = port.info().unwrap();
+    /// assert_eq!((info.connected, info.links), (new, vec![me.pid(), new]));
+    /// port.command("for the new owner").unwrap();
+    /// let Some(Message::User(reply)) = me.receive_timeout(wait).unwrap() else { panic!() };
+    /// assert_eq!(reply.downcast::<String>().unwrap(), "for the new owner");
+    /// match me.receive_timeout(wait).unwrap() {
+    ///     Some(Message::Down(r, _, _)) => assert_eq!(r, down),
+    ///     other => panic!("{other:?}"),
+    /// }
+    /// assert!(!port.is_open());
+    /// assert!(port.connect(me.pid()).is_err()); // badarg: closed
+    /// ```
+    ///
     /// # Errors
     ///
     /// [`PortError::Closed`] if the port is closed, [`PortError::Badarg`] if `pid` is dead.
@@ -1103,6 +1356,22 @@ impl Port {
     }
 
     /// `Port.info/1`: `None` once the port is closed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use beamport::{process, Name, Port};
+    /// let me = process::current();
+    /// let port = Port::open(Name::spawn("cat"), []).unwrap();
+    /// port.command("abc").unwrap();
+    /// me.receive_timeout(Duration::from_secs(5)).unwrap().expect("data");
+    /// let info = port.info().unwrap();
+    /// assert_eq!((info.name.as_str(), info.input, info.output), ("cat", 3, 3));
+    /// assert_eq!(info.connected, me.pid());
+    /// port.close().unwrap();
+    /// assert_eq!(port.info(), None);
+    /// ```
     pub fn info(&self) -> Option<PortInfo> {
         let st = self.lock();
         if st.phase == Phase::Dead {
@@ -1159,6 +1428,20 @@ impl Port {
 
     /// Monitors the port from the calling process (`Port.monitor/1`): a
     /// `{:DOWN, ref, :port, port, reason}` message follows when it ends.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use beamport::{process, Message, Name, Port};
+    /// let me = process::current();
+    /// let port = Port::open(Name::spawn("cat"), []).unwrap();
+    /// let r = port.monitor();
+    /// port.close().unwrap();
+    /// let msg = me.receive_timeout(Duration::from_secs(5)).unwrap().expect("down");
+    /// assert!(matches!(&msg, Message::Down(r2, _, reason) if *r2 == r && reason.is_normal()));
+    /// assert_eq!(format!("{msg:?}"), format!("{{:DOWN, {r:?}, :port, {port:?}, :normal}}"));
+    /// ```
     pub fn monitor(&self) -> Ref {
         process::monitor(self)
     }
@@ -1166,12 +1449,41 @@ impl Port {
     /// The program's exit status once the launcher has reported it: possibly before the
     /// port's EOF, while something the program started still holds its output (OTP sends
     /// `{:exit_status, n}` only at EOF), and still after the port closed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use beamport::{process, Message, Name, Opt, Port, PortMsg};
+    /// let me = process::current();
+    /// let port = Port::open(Name::spawn("sh -c 'exit 3'"), [Opt::ExitStatus]).unwrap();
+    /// match me.receive_timeout(Duration::from_secs(5)).unwrap() {
+    ///     Some(Message::Port(_, PortMsg::ExitStatus(st))) => assert_eq!(st.code(), 3),
+    ///     other => panic!("{other:?}"),
+    /// }
+    /// assert!(!port.is_open()); // closed at EOF
+    /// assert_eq!(port.exit_status().map(|st| st.code()), Some(3)); // still known
+    /// ```
     pub fn exit_status(&self) -> Option<ExitStatus> {
         self.lock().exit.map(ExitStatus::from_raw)
     }
 
     /// Sends a signal (for example `libc::SIGTERM`) to the port's program and its process
     /// group: everything it started that stayed in its group.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use beamport::{process, Name, Opt, Port};
+    /// let me = process::current();
+    /// let port = Port::open(Name::spawn("sleep 10"), [Opt::ExitStatus]).unwrap();
+    /// port.signal(libc::SIGTERM).unwrap();
+    /// let msg = me.receive_timeout(Duration::from_secs(5)).unwrap().expect("exit status");
+    /// assert_eq!(format!("{msg:?}"), format!("{{{port:?}, {{:exit_status, 143}}}}")); // 128 + 15
+    /// assert!(!port.is_open()); // then EOF closed it
+    /// assert!(port.signal(libc::SIGTERM).is_err());
+    /// ```
     ///
     /// # Errors
     ///
@@ -1181,6 +1493,20 @@ impl Port {
     }
 
     /// SIGKILL to the program's whole process group.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use beamport::{process, Name, Opt, Port};
+    /// let me = process::current();
+    /// let port = Port::open(Name::spawn("sleep 10"), [Opt::ExitStatus]).unwrap();
+    /// port.kill().unwrap();
+    /// let msg = me.receive_timeout(Duration::from_secs(5)).unwrap().expect("exit status");
+    /// assert_eq!(format!("{msg:?}"), format!("{{{port:?}, {{:exit_status, 137}}}}")); // 128 + 9
+    /// assert_eq!(port.exit_status().unwrap().signal(), Some(libc::SIGKILL));
+    /// assert!(port.kill().is_err()); // closed at EOF
+    /// ```
     ///
     /// # Errors
     ///

@@ -11,6 +11,28 @@ use crate::framing::{Framing, PacketSize};
 use crate::port::OpenError;
 
 /// What a port runs: the first argument of `Port.open/2`.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use beamport::{process, Name, Opt, Port};
+/// let me = process::current();
+/// let wait = Duration::from_secs(5);
+/// let via_shell = Name::spawn("echo $((6 * 7))"); // the shell expands it
+/// assert!(matches!(&via_shell, Name::Spawn(cmd) if cmd.starts_with("echo")));
+/// let port = Port::open(via_shell, [Opt::Binary]).unwrap();
+/// let msg = me.receive_timeout(wait).unwrap().expect("data");
+/// assert_eq!(msg.data().unwrap().as_str(), Some("42\n"));
+/// # let _ = port.close();
+///
+/// let echo = beamport::find_executable("echo").unwrap();
+/// let direct = Name::executable(echo); // no shell: arguments are passed as they are
+/// let port = Port::open(direct, [Opt::Binary, Opt::args(["$((6 * 7))"])]).unwrap();
+/// let msg = me.receive_timeout(wait).unwrap().expect("data");
+/// assert_eq!(msg.data().unwrap().as_str(), Some("$((6 * 7))\n"));
+/// # let _ = port.close();
+/// ```
 #[derive(Clone, PartialEq, Eq)]
 pub enum Name {
     /// `{:spawn, command}`: run through `/bin/sh -c "exec command"`, as OTP does.

@@ -39,6 +39,18 @@ use std::time::{Duration, Instant};
 use crate::message::{Id, Message, Reason, Ref, UserMsg};
 
 /// A process identifier, printed as iex does: `#PID<0.80.0>`.
+///
+/// # Examples
+///
+/// ```
+/// use beamport::process;
+/// let me = process::current().pid();
+/// assert!(format!("{me:?}").starts_with("#PID<0."));
+/// let other = process::spawn(|_| {});
+/// assert_ne!(other, me);
+/// let copy = me; // `Copy`: pids are plain values
+/// assert_eq!(copy, me);
+/// ```
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Pid(u64);
 
@@ -61,6 +73,16 @@ impl Pid {
 }
 
 /// The error every mailbox call returns once the process is dead.
+///
+/// # Examples
+///
+/// ```
+/// use beamport::{process, Exited, Reason};
+/// let me = process::current();
+/// me.exit(Reason::atom("done"));
+/// assert_eq!(me.receive().unwrap_err(), Exited(Reason::atom("done")));
+/// assert_eq!(me.flush().unwrap_err().to_string(), "process exited with reason :done");
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("process exited with reason {0:?}")]
 pub struct Exited(pub Reason);
@@ -129,6 +151,19 @@ pub fn current() -> Process {
 
 /// A handle on a process's own mailbox and flags. Only the process's own thread should
 /// receive from it, as on the BEAM.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use beamport::{process, Message};
+/// let me = process::current();
+/// let parent = me.pid();
+/// process::spawn(move |child| process::send(parent, format!("hello from {child:?}")));
+/// let msg = me.receive_timeout(Duration::from_secs(5)).unwrap();
+/// let Some(Message::User(u)) = msg else { panic!("{msg:?}") };
+/// assert!(u.downcast::<String>().unwrap().starts_with("hello from #PID<0."));
+/// ```
 #[derive(Clone)]
 pub struct Process {
     inner: Arc<Inner>,
@@ -149,6 +184,19 @@ impl Process {
     }
 
     /// This process's pid.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use beamport::{process, Message, Pid};
+    /// let me = process::current();
+    /// let parent = me.pid();
+    /// let child = process::spawn(move |child| process::send(parent, child.pid()));
+    /// let msg = me.receive_timeout(Duration::from_secs(5)).unwrap();
+    /// let Some(Message::User(u)) = msg else { panic!("{msg:?}") };
+    /// assert_eq!(u.downcast::<Pid>().unwrap(), child);
+    /// ```
     pub fn pid(&self) -> Pid {
         self.inner.pid
     }
@@ -159,31 +207,115 @@ impl Process {
 
     /// Sets `trap_exit` and returns the old value. A trapping process receives exit signals
     /// (other than `:kill`) as [`Message::Exit`] instead of dying.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use beamport::{process, Message, Reason};
+    /// let me = process::current();
+    /// assert!(!me.trap_exit(true)); // off by default
+    /// let child = process::spawn_link(|p| p.exit(Reason::atom("boom")));
+    /// match me.receive_timeout(Duration::from_secs(5)).unwrap() {
+    ///     Some(Message::Exit(from, reason)) => {
+    ///         assert_eq!(from, child.into());
+    ///         assert_eq!(reason, Reason::atom("boom"));
+    ///     }
+    ///     other => panic!("{other:?}"),
+    /// }
+    /// assert!(me.is_alive()); // trapped: still alive
+    /// assert!(me.trap_exit(false));
+    /// ```
     pub fn trap_exit(&self, on: bool) -> bool {
         std::mem::replace(&mut self.lock().trap_exit, on)
     }
 
     /// Whether this process is alive.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use beamport::{process, Reason};
+    /// let me = process::current();
+    /// assert!(me.is_alive());
+    /// me.exit(Reason::Normal);
+    /// assert!(!me.is_alive());
+    /// assert!(!me.pid().is_alive());
+    /// ```
     pub fn is_alive(&self) -> bool {
         self.lock().exit.is_none()
     }
 
     /// The reason this process ended with, if it has.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use beamport::{process, Reason};
+    /// let me = process::current();
+    /// assert_eq!(me.exit_reason(), None);
+    /// process::exit(me.pid(), Reason::Kill); // exit(self(), :kill)
+    /// assert_eq!(me.exit_reason(), Some(Reason::Killed));
+    /// ```
     pub fn exit_reason(&self) -> Option<Reason> {
         self.lock().exit.clone()
     }
 
     /// Number of messages waiting.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use beamport::process;
+    /// let me = process::current();
+    /// assert_eq!(me.message_queue_len(), 0);
+    /// process::send(me.pid(), 1);
+    /// process::send(me.pid(), 2);
+    /// assert_eq!(me.message_queue_len(), 2);
+    /// me.receive().unwrap();
+    /// assert_eq!(me.message_queue_len(), 1);
+    /// ```
     pub fn message_queue_len(&self) -> usize {
         self.lock().queue.len()
     }
 
     /// Waits for the next message.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use beamport::{process, Message};
+    /// let me = process::current();
+    /// let parent = me.pid();
+    /// process::spawn(move |_| process::send(parent, "first"));
+    /// let Message::User(u) = me.receive().unwrap() else { panic!() };
+    /// assert_eq!(u.downcast::<&str>().unwrap(), "first");
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Exited`] once the process is dead, including while it waits.
     pub fn receive(&self) -> Result<Message, Exited> {
         self.receive_match(|_| true, None).map(|m| m.expect("no timeout"))
     }
 
     /// Waits at most `timeout` for the next message (`receive ... after`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use beamport::process;
+    /// let me = process::current();
+    /// assert!(me.receive_timeout(Duration::from_millis(10)).unwrap().is_none()); // `after 10`
+    /// process::send(me.pid(), "here");
+    /// let msg = me.receive_timeout(Duration::from_secs(5)).unwrap();
+    /// assert_eq!(format!("{msg:?}"), r#"Some("here")"#);
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Exited`] once the process is dead, including while it waits.
     pub fn receive_timeout(&self, timeout: Duration) -> Result<Option<Message>, Exited> {
         self.receive_match(|_| true, Some(timeout))
     }
@@ -236,6 +368,21 @@ impl Process {
     }
 
     /// Takes every message waiting, without blocking (iex's `flush()`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use beamport::process;
+    /// let me = process::current();
+    /// process::send(me.pid(), "a");
+    /// process::send(me.pid(), "b");
+    /// assert_eq!(format!("{:?}", me.flush().unwrap()), r#"["a", "b"]"#);
+    /// assert!(me.flush().unwrap().is_empty());
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Exited`] once the process is dead.
     pub fn flush(&self) -> Result<Vec<Message>, Exited> {
         let mut st = self.lock();
         if let Some(r) = &st.exit {
@@ -248,12 +395,46 @@ impl Process {
     }
 
     /// Waits for the next message without blocking a thread.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use beamport::{process, Message};
+    /// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    /// #     struct W(std::thread::Thread);
+    /// #     impl std::task::Wake for W { fn wake(self: std::sync::Arc<Self>) { self.0.unpark() } }
+    /// #     let w = std::sync::Arc::new(W(std::thread::current())).into();
+    /// #     let mut cx = std::task::Context::from_waker(&w);
+    /// #     let mut f = std::pin::pin!(f);
+    /// #     loop {
+    /// #         if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v }
+    /// #         std::thread::park()
+    /// #     }
+    /// # }
+    /// let me = process::current();
+    /// let parent = me.pid();
+    /// process::spawn(move |_| process::send(parent, 7u8));
+    /// let Message::User(u) = block_on(me.receive_async()).unwrap() else { panic!() };
+    /// assert_eq!(u.downcast::<u8>().unwrap(), 7);
+    /// ```
     pub fn receive_async(&self) -> impl Future<Output = Result<Message, Exited>> + '_ {
         ReceiveFuture { process: self }
     }
 
     /// Ends this process with `reason` (Erlang's `exit/1`): links and monitors fire, owned
     /// ports close, and every later mailbox call returns [`Exited`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use beamport::{process, Exited, Name, Port, Reason};
+    /// let me = process::current();
+    /// let port = Port::open(Name::spawn("cat"), []).unwrap();
+    /// me.exit(Reason::atom("done"));
+    /// assert!(!me.is_alive());
+    /// assert!(!port.is_open()); // its ports closed with it
+    /// assert_eq!(me.receive().unwrap_err(), Exited(Reason::atom("done")));
+    /// ```
     pub fn exit(&self, reason: Reason) {
         terminate(&self.inner, reason);
     }
@@ -340,6 +521,20 @@ where
 }
 
 /// Like [`spawn`], and links the new process to the caller first.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use beamport::{process, Message, Reason};
+/// let me = process::current();
+/// me.trap_exit(true);
+/// let child = process::spawn_link(|_| {}); // returns: ends with :normal
+/// let msg = me.receive_timeout(Duration::from_secs(5)).unwrap().expect("exit signal");
+/// assert!(matches!(msg, Message::Exit(from, Reason::Normal) if from == child.into()));
+/// assert_eq!(format!("{:?}", Message::Exit(child.into(), Reason::Normal)),
+///            format!("{{:EXIT, {child:?}, :normal}}"));
+/// ```
 pub fn spawn_link<F>(f: F) -> Pid
 where
     F: FnOnce(Process) + Send + 'static,
@@ -412,6 +607,31 @@ pub(crate) fn add_monitor(pid: Pid, r: Ref, watcher: Pid) -> bool {
 
 /// Links the calling process to a process or a port (Erlang's `link/1`). Linking to
 /// something dead sends the caller an exit signal `:noproc`.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use beamport::{process, Message, Reason};
+/// let me = process::current();
+/// me.trap_exit(true);
+/// let child = process::spawn(|p| {
+///     let _ = p.receive(); // waits until killed
+/// });
+/// process::link(child);
+/// process::exit(child, Reason::atom("crash"));
+/// match me.receive_timeout(Duration::from_secs(5)).unwrap() {
+///     Some(Message::Exit(from, reason)) => {
+///         assert_eq!(from, child.into());
+///         assert_eq!(reason, Reason::atom("crash"));
+///     }
+///     other => panic!("{other:?}"),
+/// }
+///
+/// process::link(child); // dead by now: {:EXIT, child, :noproc}
+/// let msg = me.receive_timeout(Duration::from_secs(5)).unwrap().expect("exit signal");
+/// assert!(matches!(msg, Message::Exit(_, Reason::Noproc)));
+/// ```
 pub fn link(to: impl Into<Id>) {
     let me = current().pid();
     let to = to.into();
@@ -427,6 +647,29 @@ pub fn link(to: impl Into<Id>) {
 }
 
 /// Removes a link between the caller and `to` (Erlang's `unlink/1`).
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use beamport::{process, Message, Reason};
+/// let me = process::current();
+/// let child = process::spawn_link(|p| {
+///     let _ = p.receive();
+///     p.exit(Reason::atom("crash"));
+/// });
+/// process::unlink(child);
+/// let r = process::monitor(child);
+/// process::send(child, "go");
+/// match me.receive_timeout(Duration::from_secs(5)).unwrap() {
+///     Some(Message::Down(r2, _, reason)) => {
+///         assert_eq!(r2, r);
+///         assert_eq!(reason, Reason::atom("crash"));
+///     }
+///     other => panic!("{other:?}"),
+/// }
+/// assert!(me.is_alive()); // no longer linked: the crash did not spread
+/// ```
 pub fn unlink(to: impl Into<Id>) {
     let me = current().pid();
     let to = to.into();
@@ -469,6 +712,26 @@ pub fn monitor(item: impl Into<Id>) -> Ref {
 }
 
 /// Removes a monitor; a `Down` already delivered stays in the mailbox (as `demonitor/1`).
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use beamport::{process, Message};
+/// let me = process::current();
+/// let child = process::spawn(|p| {
+///     let _ = p.receive();
+/// });
+/// let dropped = process::monitor(child);
+/// let kept = process::monitor(child);
+/// process::demonitor(dropped);
+/// process::send(child, "stop");
+/// match me.receive_timeout(Duration::from_secs(5)).unwrap() {
+///     Some(Message::Down(r, _, _)) => assert_eq!(r, kept),
+///     other => panic!("{other:?}"),
+/// }
+/// assert_eq!(me.message_queue_len(), 0); // nothing for `dropped`
+/// ```
 pub fn demonitor(r: Ref) {
     let held = lookup(current().pid()).and_then(|p| {
         let mut st = p.state.lock().expect("mailbox");
@@ -498,6 +761,45 @@ fn forget_monitor(r: Ref, item: &Id) {
 /// unless it traps exits; anything else ends it unless it traps exits, in which case it
 /// receives `{:EXIT, caller, reason}`. To a port: see [`crate::Port`]'s exit rules
 /// (`:normal` closes it from any process, `:kill` stops it without flushing).
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use beamport::{process, Message, Reason};
+/// let me = process::current();
+/// let wait = Duration::from_secs(5);
+///
+/// // A process that does not trap exits dies with the reason.
+/// let plain = process::spawn(|p| {
+///     let _ = p.receive();
+/// });
+/// let r = process::monitor(plain);
+/// process::exit(plain, Reason::atom("stop"));
+/// let down = me.receive_timeout(wait).unwrap().expect("down");
+/// assert!(matches!(down, Message::Down(r2, _, why) if r2 == r && why == Reason::atom("stop")));
+///
+/// // A trapping process gets {:EXIT, caller, reason} as a message instead...
+/// let parent = me.pid();
+/// let trapper = process::spawn(move |p| {
+///     p.trap_exit(true);
+///     process::send(parent, "trapping");
+///     while let Ok(msg) = p.receive() {
+///         process::send(parent, format!("{msg:?}"));
+///     }
+/// });
+/// let r = process::monitor(trapper);
+/// assert!(me.receive_timeout(wait).unwrap().is_some()); // "trapping"
+/// process::exit(trapper, Reason::atom("stop"));
+/// let Some(Message::User(u)) = me.receive_timeout(wait).unwrap() else { panic!() };
+/// assert_eq!(u.downcast::<String>().unwrap(), format!("{{:EXIT, {parent:?}, :stop}}"));
+/// assert!(trapper.is_alive());
+///
+/// // ...but :kill cannot be trapped: it dies, and monitors see :killed.
+/// process::exit(trapper, Reason::Kill);
+/// let down = me.receive_timeout(wait).unwrap().expect("down");
+/// assert!(matches!(down, Message::Down(r2, _, Reason::Killed) if r2 == r));
+/// ```
 pub fn exit(to: impl Into<Id>, reason: Reason) {
     let from = Id::Pid(current().pid());
     match to.into() {
@@ -579,6 +881,23 @@ fn terminate(p: &Arc<Inner>, reason: Reason) {
 }
 
 /// Pids of all live processes.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use beamport::process;
+/// let me = process::current();
+/// let child = process::spawn(|p| {
+///     let _ = p.receive();
+/// });
+/// assert!(process::list().contains(&me.pid()));
+/// assert!(process::list().contains(&child));
+/// process::monitor(child);
+/// process::send(child, "stop");
+/// me.receive_timeout(Duration::from_secs(5)).unwrap().expect("down");
+/// assert!(!process::list().contains(&child));
+/// ```
 pub fn list() -> Vec<Pid> {
     let mut v: Vec<Pid> = TABLE.read().expect("process table").keys().copied().collect();
     v.sort();

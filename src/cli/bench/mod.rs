@@ -140,7 +140,7 @@ fn runnable(w: Workload, have_otp: bool) -> Vec<Impl> {
 
 /// Runs one round of `w` by `imp` in a fresh `beamport bench --child` process.
 fn in_child(w: Workload, imp: Impl, quick: bool) -> Res<Vec<Sample>> {
-    let mut cmd = std::process::Command::new(std::env::current_exe()?);
+    let mut cmd = std::process::Command::new(workloads::self_exe());
     cmd.args(["bench", "--child", &format!("{}/{}", w.name(), imp.name())]);
     if quick {
         cmd.arg("--quick");

@@ -71,7 +71,7 @@ impl Otp {
 
     /// Runs one round of `w` in a new VM.
     pub fn run(&self, w: Workload, s: &Sizes) -> Res<Vec<Sample>> {
-        let exe = std::env::current_exe()?;
+        let exe = super::workloads::self_exe();
         let (script, args): (&str, Vec<String>) = match w {
             Workload::Throughput => ("throughput", vec![s.throughput_bytes.to_string(), s.chunk.to_string()]),
             Workload::Latency => {

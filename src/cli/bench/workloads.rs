@@ -279,9 +279,15 @@ fn latency_samples(mut trips: Vec<Duration>) -> Vec<Sample> {
     vec![Sample::new("median", "us", us(0.5)), Sample::new("p99", "us", us(0.99))]
 }
 
-/// The `beamport` binary, which is also `latency`'s echo program.
+/// The running `beamport` binary, which is also `latency`'s echo program and the
+/// `--child` runner: `/proc/PID/exe`, which names the running file even after a rebuild
+/// has replaced or deleted `target/release/beamport` (the build directory is shared).
+pub fn self_exe() -> std::path::PathBuf {
+    format!("/proc/{}/exe", std::process::id()).into()
+}
+
 fn echo_program() -> Res<std::path::PathBuf> {
-    Ok(std::env::current_exe()?)
+    Ok(self_exe())
 }
 
 /// The arguments that make the `beamport` binary an echo program.
