@@ -58,26 +58,10 @@ fn decode_all(framing: Framing, mut buf: BytesMut) -> usize {
 fn bench(c: &mut Criterion) {
     let line = Framing::Line(NonZeroUsize::new(1024).unwrap());
     let cases = [
-        (
-            "packet4_64KiB",
-            Framing::Packet(PacketSize::Four),
-            packets(PacketSize::Four, 64 * 1024),
-        ),
-        (
-            "packet2_4KiB",
-            Framing::Packet(PacketSize::Two),
-            packets(PacketSize::Two, 4096),
-        ),
-        (
-            "packet2_64KiB",
-            Framing::Packet(PacketSize::Two),
-            packets(PacketSize::Two, 65_535),
-        ),
-        (
-            "packet1_255B",
-            Framing::Packet(PacketSize::One),
-            packets(PacketSize::One, 255),
-        ),
+        ("packet4_64KiB", Framing::Packet(PacketSize::Four), packets(PacketSize::Four, 64 * 1024)),
+        ("packet2_4KiB", Framing::Packet(PacketSize::Two), packets(PacketSize::Two, 4096)),
+        ("packet2_64KiB", Framing::Packet(PacketSize::Two), packets(PacketSize::Two, 65_535)),
+        ("packet1_255B", Framing::Packet(PacketSize::One), packets(PacketSize::One, 255)),
         ("line1024_80B", line, lines()),
         ("stream", Framing::Stream, lines()),
     ];
@@ -92,11 +76,7 @@ fn bench(c: &mut Criterion) {
     for (name, framing, input) in &cases {
         group.throughput(Throughput::Bytes(input.len() as u64));
         group.bench_function(*name, |b| {
-            b.iter_batched(
-                || BytesMut::from(&input[..]),
-                |buf| decode_all(*framing, buf),
-                BatchSize::LargeInput,
-            )
+            b.iter_batched(|| BytesMut::from(&input[..]), |buf| decode_all(*framing, buf), BatchSize::LargeInput)
         });
     }
     group.finish();
