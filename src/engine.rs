@@ -146,10 +146,15 @@ fn start() -> io::Result<Engine> {
         },
     };
     std::thread::Builder::new().name("beamport-launcher-out".into()).spawn(move || {
+        // Requests that queued up meanwhile go out in one write.
         while let Ok(req) = out_rx.recv() {
+            let mut batch = req.encode();
+            while let Ok(more) = out_rx.try_recv() {
+                batch.extend_from_slice(&more.encode());
+            }
             if let Ok(e) = get() {
                 let _g = e.send_lock.lock().expect("send lock");
-                let _ = sys::msg::send_all(e.sock.as_fd(), &req.encode(), None);
+                let _ = sys::msg::send_all(e.sock.as_fd(), &batch, None);
             }
         }
     })?;

@@ -5,7 +5,8 @@
 //! (`SIGCHLD`, and `SIGTERM`/`SIGINT`/`SIGHUP`, which mean "the host is gone": the host's death
 //! signal is `SIGTERM`), with the nearest ladder deadline as the timeout.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
 
@@ -31,6 +32,8 @@ struct Launcher {
     /// host may still signal it or hand it to a ladder when the port closes.
     exited: HashSet<i32>,
     ladders: HashMap<i32, Ladder>,
+    /// Ladder deadlines, earliest first; an entry that no longer matches its ladder is stale.
+    due: BinaryHeap<Reverse<(Instant, i32)>>,
     buf: Vec<u8>,
     fds: VecDeque<OwnedFd>,
 }
@@ -65,6 +68,7 @@ pub(crate) fn run(sock: OwnedFd) -> i32 {
         children: HashMap::new(),
         exited: HashSet::new(),
         ladders: HashMap::new(),
+        due: BinaryHeap::new(),
         buf: Vec::new(),
         fds: VecDeque::new(),
     };
@@ -102,7 +106,7 @@ pub(crate) fn run(sock: OwnedFd) -> i32 {
 
 impl Launcher {
     fn next_deadline(&self) -> Option<Instant> {
-        self.ladders.values().map(|l| if l.termed { l.kill_at } else { l.term_at }).min()
+        self.due.peek().map(|Reverse((t, _))| *t)
     }
 
     /// Reads and handles requests; false when the host closed the socket.
@@ -157,6 +161,7 @@ impl Launcher {
                     let term_at = Instant::now() + Duration::from_millis(term_ms.into());
                     let kill_at = term_at + Duration::from_millis(kill_ms.into());
                     self.ladders.insert(pid, Ladder { term_at, kill_at, termed: false });
+                    self.due.push(Reverse((term_at, pid)));
                 }
             }
         }
@@ -208,19 +213,24 @@ impl Launcher {
 
     fn run_ladders(&mut self) {
         let now = Instant::now();
-        self.ladders.retain(|&pid, l| {
-            if !l.termed && now >= l.term_at {
+        while let Some(&Reverse((t, pid))) = self.due.peek() {
+            if t > now {
+                break;
+            }
+            self.due.pop();
+            let Some(l) = self.ladders.get_mut(&pid) else { continue };
+            if !l.termed && t == l.term_at {
                 l.termed = true;
                 if sys::signal::kill_group(pid, sys::signal::SIGTERM).is_err() {
-                    return false; // the group is empty
+                    self.ladders.remove(&pid); // the group is empty
+                } else {
+                    self.due.push(Reverse((l.kill_at, pid)));
                 }
-            }
-            if l.termed && now >= l.kill_at {
+            } else if l.termed && t == l.kill_at {
                 let _ = sys::signal::kill_group(pid, sys::signal::SIGKILL);
-                return false;
+                self.ladders.remove(&pid);
             }
-            true
-        });
+        }
     }
 
     /// The host is gone: every descendant gets SIGTERM now and SIGKILL shortly after.
