@@ -60,11 +60,7 @@ fn echo(args: &Args) -> io::Result<()> {
         (None, true) => Framing::Line(MAX_LINE),
         (None, false) => Framing::Stream,
     };
-    let mut channel = if args.nouse_stdio {
-        Channel::nouse_stdio(framing)?
-    } else {
-        Channel::stdio(framing)?
-    };
+    let mut channel = if args.nouse_stdio { Channel::nouse_stdio(framing)? } else { Channel::stdio(framing)? };
     while let Some(frame) = channel.read_frame()? {
         channel.write_frame(&frame)?;
     }
