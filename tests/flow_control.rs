@@ -25,9 +25,20 @@ fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
     }
 }
 
+/// Stops the port's program and waits until the kernel shows it stopped (signals travel
+/// through the launcher, so they arrive a little later).
+fn stop(port: &Port) {
+    port.signal(libc::SIGSTOP).unwrap();
+    let pid = port.os_pid().unwrap();
+    wait_until("the program to stop", || {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('T'))
+    });
+}
+
 /// Fills a stopped `cat`'s socket and the port's queue past the high limit.
 fn make_busy(port: &Port) {
-    port.signal(libc::SIGSTOP).unwrap();
+    stop(port);
     let chunk = vec![b'x'; 4096];
     // The socket buffer takes a few hundred KiB; the queue then grows past 8192 bytes.
     for _ in 0..10_000 {
@@ -73,9 +84,9 @@ fn busy_port_suspends_and_resumes_sender_and_nosuspend_refuses() {
 #[test]
 fn busy_limits_disabled_never_suspends() {
     let port = Port::open(Name::spawn("cat > /dev/null"), [Opt::BusyLimitsPort(None)]).unwrap();
-    port.signal(libc::SIGSTOP).unwrap();
+    stop(&port);
     let chunk = vec![b'y'; 65536];
-    for _ in 0..64 {
+    for _ in 0..128 {
         assert!(port.command_with(chunk.clone(), CommandFlags { nosuspend: true, force: false }).unwrap());
     }
     assert!(queue_size(&port) > 1_000_000);
