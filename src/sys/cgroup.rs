@@ -30,13 +30,32 @@ pub(crate) fn create() -> io::Result<PathBuf> {
         .lines()
         .find_map(|l| l.strip_prefix("0::").map(str::to_owned))
         .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "this process has no cgroup v2 group"))?;
-    let dir = mount.join(own.trim_start_matches('/')).join(format!("beamport-{}", std::process::id()));
+    let parent = mount.join(own.trim_start_matches('/'));
+    remove_stale(&parent);
+    let dir = parent.join(format!("beamport-{}", std::process::id()));
     std::fs::create_dir(&dir)?;
     if !dir.join("cgroup.kill").exists() {
         let _ = std::fs::remove_dir(&dir);
         return Err(io::Error::new(io::ErrorKind::Unsupported, "cgroup.kill is missing (Linux < 5.14)"));
     }
     Ok(dir)
+}
+
+/// Removes the empty groups of hosts that are gone. A host and its launcher killed together
+/// (both by SIGKILL) leave their group behind, empty once the kernel has ended its members.
+fn remove_stale(parent: &Path) {
+    let Ok(entries) = std::fs::read_dir(parent) else { return };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.strip_prefix("beamport-")).and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let host_gone = !Path::new(&format!("/proc/{pid}")).exists() || pid == std::process::id();
+        if host_gone && !populated(&e.path()) {
+            let _ = std::fs::remove_dir(e.path());
+        }
+    }
 }
 
 /// Moves the calling process into `dir`.
