@@ -249,10 +249,10 @@ impl Engine {
                     let _ = tx.send(Err(io::Error::from_raw_os_error(errno)));
                 }
             }
-            Event::Exited { pid, status } => {
+            Event::Exited { pid, status, group_left } => {
                 let port = self.pids.lock().expect("pids").remove(&pid);
                 if let Some(port) = port {
-                    port.on_child_exit(status);
+                    port.on_child_exit(status, group_left);
                 }
             }
         }
@@ -270,7 +270,7 @@ impl Engine {
         }
         let ports: Vec<Port> = self.pids.lock().expect("pids").drain().map(|(_, p)| p).collect();
         for p in ports {
-            p.on_child_exit(libc::SIGKILL);
+            p.on_child_exit(libc::SIGKILL, false);
         }
     }
 }

@@ -19,8 +19,9 @@ pub(crate) enum Event {
     /// Answer to `Spawn`: the child's pid in the launcher's namespace and in the host's, or
     /// an errno.
     Spawned { req: u64, pid: i32, host_pid: i32, errno: i32 },
-    /// A child ended; `status` is the raw wait status.
-    Exited { pid: i32, status: i32 },
+    /// A child ended; `status` is the raw wait status; `group_left` tells whether members of
+    /// its process group outlive it (then the port's release ladders them).
+    Exited { pid: i32, status: i32, group_left: bool },
 }
 
 /// Spawn flags.
@@ -147,9 +148,9 @@ impl Event {
                 w.u64(*req).i32(*pid).i32(*host_pid).i32(*errno);
                 w.finish()
             }
-            Event::Exited { pid, status } => {
+            Event::Exited { pid, status, group_left } => {
                 let mut w = Writer::new(2);
-                w.i32(*pid).i32(*status);
+                w.i32(*pid).i32(*status).u32(*group_left as u32);
                 w.finish()
             }
         }
@@ -160,7 +161,7 @@ impl Event {
         let mut r = Reader(rest);
         Some(match tag {
             1 => Event::Spawned { req: r.u64()?, pid: r.i32()?, host_pid: r.i32()?, errno: r.i32()? },
-            2 => Event::Exited { pid: r.i32()?, status: r.i32()? },
+            2 => Event::Exited { pid: r.i32()?, status: r.i32()?, group_left: r.u32()? != 0 },
             _ => return None,
         })
     }
@@ -214,7 +215,10 @@ mod tests {
 
     #[test]
     fn events_round_trip() {
-        for e in [Event::Spawned { req: 1, pid: 2, host_pid: 9, errno: 0 }, Event::Exited { pid: 3, status: 256 }] {
+        for e in [
+            Event::Spawned { req: 1, pid: 2, host_pid: 9, errno: 0 },
+            Event::Exited { pid: 3, status: 256, group_left: true },
+        ] {
             let mut buf = e.encode();
             let bodies = split_records(&mut buf);
             assert_eq!(Event::decode(&bodies[0]), Some(e));

@@ -202,10 +202,13 @@ impl Launcher {
     fn reap(&mut self) {
         while let Some((pid, status)) = sys::signal::reap_any() {
             if self.children.remove(&pid).is_some() {
-                if !self.ladders.contains_key(&pid) {
+                // Once its leader is reaped a group can only shrink: if it is empty now, the
+                // host need not hand it to a ladder later.
+                let group_left = sys::signal::kill_group(pid, 0).is_ok();
+                if group_left && !self.ladders.contains_key(&pid) {
                     self.exited.insert(pid);
                 }
-                self.reply(Event::Exited { pid, status });
+                self.reply(Event::Exited { pid, status, group_left });
             }
             // A released child that exited keeps its ladder: its group may live on.
         }

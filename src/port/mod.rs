@@ -408,6 +408,8 @@ struct State {
     busy_wakers: Vec<std::task::Waker>,
     /// Writability events are on (output is queued).
     write_armed: bool,
+    /// The program exited and members of its process group live on.
+    group_left: bool,
     /// The socket is registered with the engine.
     registered: bool,
 }
@@ -638,6 +640,7 @@ impl Port {
                 reply_closed: None,
                 busy_wakers: Vec::new(),
                 write_armed: false,
+                group_left: false,
                 registered: false,
             }),
             settings,
@@ -1168,10 +1171,11 @@ impl Port {
     }
 
     /// Called by the engine when the launcher reports the program's exit.
-    pub(crate) fn on_child_exit(&self, raw: i32) {
+    pub(crate) fn on_child_exit(&self, raw: i32, group_left: bool) {
         let after = {
             let mut st = self.lock();
             st.exit = Some(raw);
+            st.group_left = group_left;
             let mut after = After::default();
             if st.read_eof {
                 self.finish_input(&mut st, &mut after);
@@ -1245,8 +1249,11 @@ impl Port {
         let pid = self.0.child_pid.load(Ordering::Relaxed);
         if let Ok(e) = engine::get() {
             // The launcher ladders the program, or what is left of its group; the engine keeps
-            // the port until the exit is reported, for `exit_status`.
-            e.release(pid, self.0.settings.grace);
+            // the port until the exit is reported, for `exit_status`. A program that exited
+            // alone needs nothing (one launcher request less per short-lived port).
+            if st.exit.is_none() || st.group_left {
+                e.release(pid, self.0.settings.grace);
+            }
         }
         if let Some(to) = st.reply_closed.take() {
             process::deliver(to, Message::Port(self.clone(), PortMsg::Closed));
