@@ -32,7 +32,7 @@ use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicI32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, LazyLock, Mutex, MutexGuard, RwLock};
@@ -1606,7 +1606,6 @@ fn merged_env(changes: &[(OsString, Option<OsString>)]) -> Vec<Vec<u8>> {
         .collect()
 }
 
-use std::os::unix::ffi::OsStringExt;
 
 /// `System.find_executable/1`: the full path of `name` found on `PATH`, or `None`.
 ///
