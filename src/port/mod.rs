@@ -1606,7 +1606,6 @@ fn merged_env(changes: &[(OsString, Option<OsString>)]) -> Vec<Vec<u8>> {
         .collect()
 }
 
-
 /// `System.find_executable/1`: the full path of `name` found on `PATH`, or `None`.
 ///
 /// ```
