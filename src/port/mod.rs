@@ -903,20 +903,27 @@ impl Port {
                 return Ok(false);
             }
             st = self.wait_not_busy(st);
-            if st.phase != Phase::Open {
-                return Err(PortError::Closed(self.label()));
-            }
-            if st.input_closed || st.close_input {
-                return Err(PortError::InputClosed(self.label()));
-            }
-            framing::header(self.0.settings.framing, data.len())?;
-            match self.write(&mut st, data) {
-                Ok(()) => After::default(),
-                Err(reason) => self.begin_close(&mut st, reason, false, None),
-            }
+            self.accept(&mut st, data)?
         };
         after.run(self);
         Ok(true)
+    }
+
+    /// The function API's acceptance of a command on a port that is not busy: refused if the
+    /// port or its input is closed, or if the data does not fit the packet header (the port
+    /// stays open); otherwise written or queued.
+    fn accept(&self, st: &mut State, data: Bytes) -> Result<After, PortError> {
+        if st.phase != Phase::Open {
+            return Err(PortError::Closed(self.label()));
+        }
+        if st.input_closed || st.close_input {
+            return Err(PortError::InputClosed(self.label()));
+        }
+        framing::header(self.0.settings.framing, data.len())?;
+        Ok(match self.write(st, data) {
+            Ok(()) => After::default(),
+            Err(reason) => self.begin_close(st, reason, false, None),
+        })
     }
 
     /// [`Port::command`] for async callers: while the port is busy the task waits without
@@ -955,16 +962,9 @@ impl Port {
                     st.busy_wakers.push(cx.waker().clone());
                     return std::task::Poll::Pending;
                 }
-                if st.input_closed || st.close_input {
-                    return std::task::Poll::Ready(Err(PortError::InputClosed(self.label())));
-                }
-                let data = data.take().expect("polled after completion");
-                if let Err(e) = framing::header(self.0.settings.framing, data.len()) {
-                    return std::task::Poll::Ready(Err(e.into()));
-                }
-                match self.write(&mut st, data) {
-                    Ok(()) => After::default(),
-                    Err(reason) => self.begin_close(&mut st, reason, false, None),
+                match self.accept(&mut st, data.take().expect("polled after completion")) {
+                    Ok(after) => after,
+                    Err(e) => return std::task::Poll::Ready(Err(e)),
                 }
             };
             after.run(self);
