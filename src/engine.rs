@@ -9,9 +9,9 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{self, SyncSender};
+use std::sync::mpsc;
 use std::sync::{Mutex, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use mio::unix::SourceFd;
@@ -24,8 +24,11 @@ use crate::sys::start::Isolation;
 
 const WAKER: Token = Token(usize::MAX);
 const LAUNCHER: Token = Token(usize::MAX - 1);
+const LENT_TIMER: Token = Token(usize::MAX - 2);
 
-type Reply = SyncSender<io::Result<(i32, i32)>>;
+/// How long a port may stay lent to its owner's thread (out of the reactor) without that
+/// thread polling it, before the reactor takes it back.
+pub(crate) const LEND_FOR: Duration = Duration::from_millis(1);
 
 pub(crate) struct Engine {
     registry: mio::Registry,
@@ -35,8 +38,13 @@ pub(crate) struct Engine {
     send_lock: Mutex<()>,
     outbox: Mutex<Option<mpsc::Sender<Request>>>,
     next_req: AtomicU64,
-    pending: Mutex<HashMap<u64, (Port, Reply)>>,
+    /// Ports whose spawn request has no reply yet.
+    pending: Mutex<HashMap<u64, Port>>,
     pids: Mutex<HashMap<i32, Port>>,
+    /// Ports lent to their owner's thread (see [`Engine::lend`]), with when they were lent.
+    lent: Mutex<HashMap<u64, Instant>>,
+    lent_timer: OwnedFd,
+    lent_timer_armed: AtomicBool,
     launcher_gone: AtomicBool,
     cgroup: Option<PathBuf>,
     /// How the launcher was started.
@@ -125,6 +133,8 @@ fn start() -> io::Result<Engine> {
     let (started, cgroup) = rx.recv().map_err(|_| io::Error::other("reactor thread died"))??;
     sys::msg::pass_credentials(host.as_fd())?;
     registry.register(&mut SourceFd(&host.as_raw_fd()), LAUNCHER, Interest::READABLE)?;
+    let lent_timer = sys::fd::timer()?;
+    registry.register(&mut SourceFd(&lent_timer.as_raw_fd()), LENT_TIMER, Interest::READABLE)?;
     let (out_tx, out_rx) = mpsc::channel::<Request>();
     let engine = Engine {
         registry,
@@ -136,6 +146,9 @@ fn start() -> io::Result<Engine> {
         next_req: AtomicU64::new(1),
         pending: Mutex::new(HashMap::new()),
         pids: Mutex::new(HashMap::new()),
+        lent: Mutex::new(HashMap::new()),
+        lent_timer,
+        lent_timer_armed: AtomicBool::new(false),
         launcher_gone: AtomicBool::new(false),
         cgroup,
         launcher: LauncherInfo {
@@ -165,8 +178,52 @@ impl Engine {
     /// Registers a port's socket under its id, for reading only: on a Unix socket every read
     /// by the program would raise a writability edge, so a port asks for those only while
     /// output is queued ([`Engine::want_write`]).
-    pub(crate) fn register(&self, fd: BorrowedFd<'_>, id: u64) -> io::Result<()> {
-        self.registry.register(&mut SourceFd(&fd.as_raw_fd()), Token(id as usize), Interest::READABLE)
+    pub(crate) fn register(&self, fd: BorrowedFd<'_>, id: u64, write: bool) -> io::Result<()> {
+        let interest = if write { Interest::READABLE | Interest::WRITABLE } else { Interest::READABLE };
+        self.registry.register(&mut SourceFd(&fd.as_raw_fd()), Token(id as usize), interest)
+    }
+
+    /// Lends a port's socket to its owner's thread: out of the reactor, so that a reply
+    /// wakes only the owner polling it (`Port::wait_direct`). If the owner does not poll it
+    /// within [`LEND_FOR`], the reactor takes it back (`Port::take_back`), so a port's output
+    /// never waits unread for long whatever its owner does.
+    pub(crate) fn lend(&self, fd: BorrowedFd<'_>, id: u64) -> io::Result<()> {
+        self.registry.deregister(&mut SourceFd(&fd.as_raw_fd()))?;
+        self.still_lent(id);
+        Ok(())
+    }
+
+    /// Restarts the lending period of a lent port, which its owner just polled.
+    pub(crate) fn still_lent(&self, id: u64) {
+        self.lent.lock().expect("lent ports").insert(id, Instant::now());
+        if !self.lent_timer_armed.swap(true, Ordering::AcqRel) {
+            let _ = sys::fd::timer_arm(self.lent_timer.as_fd(), LEND_FOR);
+        }
+    }
+
+    /// Takes back lent ports whose owner has not polled them for [`LEND_FOR`].
+    fn take_back_lent(&self) {
+        let mut buf = [0u8; 8];
+        let _ = rustix::io::read(&self.lent_timer, &mut buf);
+        self.lent_timer_armed.store(false, Ordering::Release);
+        let now = Instant::now();
+        let due: Vec<u64> = {
+            let mut lent = self.lent.lock().expect("lent ports");
+            let due: Vec<u64> = lent.iter().filter(|(_, t)| now - **t >= LEND_FOR).map(|(id, _)| *id).collect();
+            due.iter().for_each(|id| {
+                lent.remove(id);
+            });
+            if let Some(first) = lent.values().min() {
+                self.lent_timer_armed.store(true, Ordering::Release);
+                let _ = sys::fd::timer_arm(self.lent_timer.as_fd(), LEND_FOR.saturating_sub(now - *first));
+            }
+            due
+        };
+        for id in due {
+            if let Some(p) = port::lookup(id) {
+                p.take_back(self);
+            }
+        }
     }
 
     /// Turns writability events of a port's socket on or off.
@@ -181,8 +238,10 @@ impl Engine {
         let _ = self.waker.wake();
     }
 
-    /// Asks the launcher to start a child; returns its pid as the launcher and as the host
-    /// see it.
+    /// Asks the launcher to start a child for `port` and returns at once, as OTP's
+    /// `open_port` does with its forker: the launcher's reply reaches the port later
+    /// ([`Port::on_spawned`] or [`Port::on_spawn_failed`]), so a caller opening many ports
+    /// keeps many spawns in flight. Fails only if the request cannot be sent.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn spawn(
         &self,
@@ -194,13 +253,12 @@ impl Engine {
         cwd: Vec<u8>,
         cd: Vec<u8>,
         child: OwnedFd,
-    ) -> io::Result<(i32, i32)> {
+    ) -> io::Result<()> {
         if self.launcher_gone.load(Ordering::Acquire) {
             return Err(io::Error::from_raw_os_error(libc::EPIPE));
         }
         let req = self.next_req.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = mpsc::sync_channel(1);
-        self.pending.lock().expect("pending").insert(req, (port.clone(), tx));
+        self.pending.lock().expect("pending").insert(req, port.clone());
         let msg = Request::Spawn { req, flags, program, argv, envp, cwd, cd }.encode();
         let sent = {
             let _g = self.send_lock.lock().expect("send lock");
@@ -211,7 +269,7 @@ impl Engine {
             self.pending.lock().expect("pending").remove(&req);
             return Err(e);
         }
-        rx.recv().unwrap_or_else(|_| Err(io::Error::from_raw_os_error(libc::EPIPE)))
+        Ok(())
     }
 
     fn post(&self, req: Request) {
@@ -241,12 +299,12 @@ impl Engine {
                 // A reply sent with the child's credentials arrives with the child's pid as
                 // this process sees it; otherwise (no namespace) the pids are the same.
                 let host_pid = sender.filter(|&p| p != self.launcher.pid).unwrap_or(host_pid);
-                let Some((port, tx)) = self.pending.lock().expect("pending").remove(&req) else { return };
+                let Some(port) = self.pending.lock().expect("pending").remove(&req) else { return };
                 if errno == 0 {
-                    self.pids.lock().expect("pids").insert(pid, port);
-                    let _ = tx.send(Ok((pid, host_pid)));
+                    self.pids.lock().expect("pids").insert(pid, port.clone());
+                    port.on_spawned(pid, host_pid);
                 } else {
-                    let _ = tx.send(Err(io::Error::from_raw_os_error(errno)));
+                    port.on_spawn_failed(errno);
                 }
             }
             Event::Exited { pid, status, group_left } => {
@@ -265,8 +323,9 @@ impl Engine {
         if let Some(dir) = &self.cgroup {
             sys::cgroup::kill_and_remove(dir);
         }
-        for (_, (_, tx)) in self.pending.lock().expect("pending").drain() {
-            let _ = tx.send(Err(io::Error::from_raw_os_error(libc::EPIPE)));
+        let pending: Vec<Port> = self.pending.lock().expect("pending").drain().map(|(_, p)| p).collect();
+        for p in pending {
+            p.on_spawn_failed(libc::EPIPE);
         }
         let ports: Vec<Port> = self.pids.lock().expect("pids").drain().map(|(_, p)| p).collect();
         for p in ports {
@@ -296,6 +355,7 @@ fn reactor(mut poll: Poll) {
         }
         for ev in events.iter() {
             match ev.token() {
+                LENT_TIMER => engine.take_back_lent(),
                 WAKER => {
                     let ids = std::mem::take(&mut *engine.resume.lock().expect("resume list"));
                     for id in ids {

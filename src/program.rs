@@ -21,12 +21,14 @@
 //! ```
 
 use std::fmt;
+use std::fs::File;
 use std::io::{self, Read, Write};
+use std::os::fd::AsFd;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::framing::{header, Decoder, Frame, FrameError, Framing};
-use crate::sys::stdio;
+use crate::sys::{self, stdio};
 
 /// The most one read asks for: OTP's read size.
 const READ_SIZE: usize = 64 * 1024;
@@ -46,7 +48,7 @@ const READ_SIZE: usize = 64 * 1024;
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub struct Channel {
-    reader: Box<dyn Read + Send>,
+    reader: Input,
     writer: Box<dyn Write + Send>,
     decoder: Decoder,
     /// Bytes read but not decoded yet.
@@ -78,7 +80,12 @@ impl Channel {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn stdio(framing: Framing) -> io::Result<Self> {
-        Ok(Self::new(io::stdin(), io::stdout(), framing))
+        let stdin = io::stdin();
+        let mut channel = Self::new(io::stdin(), io::stdout(), framing);
+        if sys::fd::is_socket(stdin.as_fd()) {
+            channel.reader = Input::Socket(File::from(sys::fd::dup(stdin.as_fd())?));
+        }
+        Ok(channel)
     }
 
     /// Talks on fds 3 and 4, for a port opened with `nouse_stdio`: reads
@@ -107,12 +114,15 @@ impl Channel {
     /// ```
     pub fn nouse_stdio(framing: Framing) -> io::Result<Self> {
         let (reader, writer) = stdio::nouse_stdio()?;
-        Ok(Self::new(reader, writer, framing))
+        let socket = sys::fd::is_socket(reader.as_fd());
+        let mut channel = Self::new(io::empty(), writer, framing);
+        channel.reader = if socket { Input::Socket(reader) } else { Input::Other(Box::new(reader)) };
+        Ok(channel)
     }
 
     fn new(reader: impl Read + Send + 'static, writer: impl Write + Send + 'static, framing: Framing) -> Self {
         Self {
-            reader: Box::new(reader),
+            reader: Input::Other(Box::new(reader)),
             writer: Box::new(writer),
             decoder: Decoder::new(framing),
             buf: BytesMut::new(),
@@ -256,6 +266,9 @@ impl Channel {
 
     /// One read into `buf`; sets `eof` when it returns nothing.
     fn fill(&mut self) -> io::Result<()> {
+        if let Input::Socket(f) = &self.reader {
+            sys::fd::wait_readable(f.as_fd())?;
+        }
         let n = loop {
             match self.reader.read(&mut self.scratch) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -265,6 +278,25 @@ impl Channel {
         self.buf.extend_from_slice(&self.scratch[..n]);
         self.eof = n == 0;
         Ok(())
+    }
+}
+
+/// Where a channel reads the port's commands.
+enum Input {
+    /// A socket (beamport's ports): waited on with `poll` before each read, which wakes only
+    /// for input. A `read` blocked on a Unix socket also wakes each time the host takes a
+    /// reply this program wrote, costing a needless wake-up per exchange.
+    Socket(File),
+    /// Pipes (OTP's ports), files, or anything else: plain blocking reads.
+    Other(Box<dyn Read + Send>),
+}
+
+impl Read for Input {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Input::Socket(f) => f.read(buf),
+            Input::Other(r) => r.read(buf),
+        }
     }
 }
 

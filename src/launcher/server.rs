@@ -109,18 +109,22 @@ impl Launcher {
         self.due.peek().map(|Reverse((t, _))| *t)
     }
 
-    /// Reads and handles requests; false when the host closed the socket.
+    /// Reads and handles what requests have arrived; false when the host closed the socket.
+    /// A read ends after a request that carries a socket, so pipelined spawns need several;
+    /// a bound on them keeps exits and ladders served during a burst.
     fn read_requests(&mut self) -> bool {
-        match sys::msg::recv_some(self.sock.as_fd(), &mut self.buf, &mut self.fds, true) {
-            Ok((0, _)) => return false,
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return true,
-            Err(_) => return false,
-        }
-        for body in super::proto::split_records(&mut self.buf) {
-            match Request::decode(&body) {
-                Some(req) => self.handle(req),
-                None => eprintln!("beamport launcher: malformed request"),
+        for _ in 0..64 {
+            match sys::msg::recv_some(self.sock.as_fd(), &mut self.buf, &mut self.fds, true) {
+                Ok((0, _)) => return false,
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return true,
+                Err(_) => return false,
+            }
+            for body in super::proto::split_records(&mut self.buf) {
+                match Request::decode(&body) {
+                    Some(req) => self.handle(req),
+                    None => eprintln!("beamport launcher: malformed request"),
+                }
             }
         }
         true

@@ -397,7 +397,9 @@ struct State {
     busy: bool,
     decoder: Decoder,
     rbuf: BytesMut,
-    fd: Option<OwnedFd>,
+    /// The host's end of the socket; shared with an owner thread polling it (see
+    /// [`Port::wait_direct`]), which keeps it open until its poll returns.
+    fd: Option<Arc<OwnedFd>>,
     read_eof: bool,
     input_done: bool,
     exit: Option<i32>,
@@ -412,6 +414,15 @@ struct State {
     group_left: bool,
     /// The socket is registered with the engine.
     registered: bool,
+    /// The launcher has answered the spawn request (with a pid or an error).
+    spawned: bool,
+    /// Signals asked for before the launcher's answer, sent once the pid is known.
+    early_signals: Vec<(i32, bool)>,
+    /// A process's thread polls the socket itself (the reactor does not watch it meanwhile).
+    direct: Option<Pid>,
+    /// The socket is lent to the owner's thread: out of the reactor until the owner stops
+    /// polling it for [`engine::LEND_FOR`].
+    lent: bool,
 }
 
 pub(crate) struct Inner {
@@ -467,6 +478,41 @@ impl fmt::Debug for Port {
 
 /// Bytes asked of each `read`: one message in stream mode.
 const READ_SIZE: usize = 256 * 1024;
+
+thread_local! {
+    /// The port this thread's process last opened or commanded while owning it: the one its
+    /// next blocking receive polls itself, since that is where a reply is likely to come from.
+    static DIRECT: std::cell::RefCell<Option<Port>> = const { std::cell::RefCell::new(None) };
+    /// Read buffer for the ports this thread polls itself.
+    static DIRECT_BUF: std::cell::RefCell<BytesMut> = std::cell::RefCell::new(BytesMut::new());
+}
+
+/// Makes `port` this thread's direct candidate; true if it already was.
+fn set_direct(port: &Port) -> bool {
+    DIRECT.with(|d| {
+        let mut d = d.borrow_mut();
+        if d.as_ref() == Some(port) {
+            return true;
+        }
+        *d = Some(port.clone());
+        false
+    })
+}
+
+/// The port a blocking receive on this thread may poll itself.
+pub(crate) fn direct_candidate() -> Option<Port> {
+    DIRECT.with(|d| d.borrow().clone())
+}
+
+/// Stops offering `port` to this thread's receives (it cannot be polled directly now).
+pub(crate) fn forget_direct(port: &Port) {
+    DIRECT.with(|d| {
+        let mut d = d.borrow_mut();
+        if d.as_ref() == Some(port) {
+            *d = None;
+        }
+    });
+}
 /// `SO_SNDBUF` of both ends of a port's socket.
 const SOCKET_BUFFER: usize = 1 << 20;
 
@@ -630,7 +676,7 @@ impl Port {
                 busy: false,
                 decoder: Decoder::new(settings.framing),
                 rbuf: BytesMut::new(),
-                fd: Some(host),
+                fd: Some(Arc::new(host)),
                 read_eof: false,
                 input_done: false,
                 exit: None,
@@ -642,6 +688,10 @@ impl Port {
                 write_armed: false,
                 group_left: false,
                 registered: false,
+                spawned: false,
+                early_signals: Vec::new(),
+                direct: None,
+                lent: false,
             }),
             settings,
             cv: Condvar::new(),
@@ -663,32 +713,40 @@ impl Port {
         if s.stderr_to_stdout {
             flags |= crate::launcher::proto::flags::STDERR_TO_STDOUT;
         }
-        let spawned = engine.spawn(&port, flags, program, argv, envp, cwd, cd, child);
-        let (pid, host_pid) = match spawned {
-            Ok(p) => p,
-            Err(e) => return Err(OpenError::system(e)),
-        };
-        port.0.child_pid.store(pid, Ordering::Relaxed);
-        port.0.os_pid.store(host_pid, Ordering::Relaxed);
         PORTS.write().expect("port table").insert(port.0.id, port.clone());
         {
             let mut st = port.lock();
             st.phase = Phase::Open;
             let fd = st.fd.as_ref().expect("fd until closed");
-            let registered = engine.register(fd.as_fd(), port.0.id);
+            let registered = engine.register(fd.as_fd(), port.0.id, false);
             st.registered = registered.is_ok();
             if let Err(e) = registered {
-                drop(st);
-                PORTS.write().expect("port table").remove(&port.0.id);
-                engine.release(pid, (std::time::Duration::ZERO, std::time::Duration::ZERO));
+                port.abandon(&mut st);
                 return Err(OpenError::system(e));
             }
         }
+        // Linked before the spawn, so that an exit signal from a failed spawn reaches the caller.
         if !process::add_link(me.pid(), Id::Port(port.clone())) {
-            // The caller died meanwhile: the port closes as on the BEAM.
-            port.exit_signal(me.pid(), me.exit_reason().unwrap_or(Reason::Noproc), true);
+            port.abandon(&mut port.lock());
+            return Err(OpenError::Exited(me.exit_reason().unwrap_or(Reason::Noproc)));
         }
+        // The launcher answers later (`on_spawned`): many opens can be in flight at once.
+        if let Err(e) = engine.spawn(&port, flags, program, argv, envp, cwd, cd, child) {
+            process::remove_link(me.pid(), &Id::Port(port.clone()));
+            port.abandon(&mut port.lock());
+            return Err(OpenError::system(e));
+        }
+        set_direct(&port);
         Ok(port)
+    }
+
+    /// Undoes a port that never started: no program, no messages, no signals.
+    fn abandon(&self, st: &mut State) {
+        st.phase = Phase::Dead;
+        st.spawned = true;
+        st.links.clear();
+        drop(st.fd.take());
+        PORTS.write().expect("port table").remove(&self.0.id);
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -743,8 +801,19 @@ impl Port {
     /// assert_eq!(port.os_pid(), None);
     /// ```
     pub fn os_pid(&self) -> Option<i32> {
+        let st = self.spawned();
         let p = self.0.os_pid.load(Ordering::Relaxed);
-        (p > 0 && self.lock().phase != Phase::Dead).then_some(p)
+        (p > 0 && st.phase != Phase::Dead).then_some(p)
+    }
+
+    /// The state, once the launcher has answered the spawn request (at once if the port is
+    /// closed: a closed port has no pid to wait for).
+    fn spawned(&self) -> MutexGuard<'_, State> {
+        let mut st = self.lock();
+        while !st.spawned && st.phase != Phase::Dead {
+            st = self.0.cv.wait(st).expect("port state");
+        }
+        st
     }
 
     /// Whether the port is open (not closing or closed).
@@ -813,6 +882,9 @@ impl Port {
                         st = self.wait_not_busy(st);
                         if st.phase != Phase::Open || st.input_closed || st.close_input {
                             return;
+                        }
+                        if process::current_pid() == from {
+                            self.lend_for_reply(&mut st);
                         }
                         match self.write(&mut st, data) {
                             Ok(()) => After::default(),
@@ -920,6 +992,9 @@ impl Port {
             return Err(PortError::InputClosed(self.label()));
         }
         framing::header(self.0.settings.framing, data.len())?;
+        if process::current_pid() == st.owner {
+            self.lend_for_reply(st);
+        }
         Ok(match self.write(st, data) {
             Ok(()) => After::default(),
             Err(reason) => self.begin_close(st, reason, false, None),
@@ -1035,14 +1110,137 @@ impl Port {
             let _ = sys::fd::shutdown_write(fd.as_fd());
         }
         let want = !st.queue.is_empty();
-        if want != st.write_armed && st.registered {
-            if let Ok(e) = engine::get() {
-                if e.want_write(fd.as_fd(), self.0.id, want).is_ok() {
+        if want != st.write_armed {
+            if let Some(w) = st.direct {
+                // The polling thread hands the socket back to the reactor, for writability.
+                if want {
+                    process::wake_polling(w);
+                }
+            } else if let Ok(e) = engine::get() {
+                let armed = if st.registered {
+                    e.want_write(fd.as_fd(), self.0.id, want)
+                } else if want {
+                    // Lent, or left out after a direct read saw EOF: back in, for writes.
+                    st.lent = false;
+                    e.register(fd.as_fd(), self.0.id, true).inspect(|_| st.registered = true)
+                } else {
+                    Ok(())
+                };
+                if armed.is_ok() {
                     st.write_armed = want;
                 }
             }
         }
         Ok(())
+    }
+
+    /// Polls the socket on the calling (owner's) thread instead of the reactor, until it is
+    /// readable, `wake` is signalled (a message came, or the port needs the reactor back) or
+    /// `timeout` passes; then reads what came, delivering it as the reactor would, and hands
+    /// the socket back. A request-reply exchange then costs the owner one wake-up, as a plain
+    /// blocking `read` would, instead of two (reactor, then owner). Returns false, without
+    /// waiting, if the port cannot be polled so (not the caller's, closed, paused, output
+    /// queued, or already polled).
+    pub(crate) fn wait_direct(
+        &self,
+        me: Pid,
+        wake: std::os::fd::BorrowedFd<'_>,
+        timeout: Option<std::time::Duration>,
+        stop_polling: impl FnOnce(),
+    ) -> bool {
+        let Ok(engine) = engine::get() else { return false };
+        let fd = {
+            let mut st = self.lock();
+            if st.owner != me || st.direct.is_some() || !self.lendable(&st) {
+                return false;
+            }
+            let Some(fd) = st.fd.clone() else { return false };
+            if !st.lent && !self.lend(&mut st, engine) {
+                return false;
+            }
+            st.direct = Some(me);
+            fd
+        };
+        let polled = sys::fd::poll_two(fd.as_fd(), wake, timeout);
+        stop_polling();
+        let (ready, woken) = polled.unwrap_or_default();
+        if woken {
+            sys::fd::eventfd_drain(wake);
+        }
+        let after = {
+            let mut st = self.lock();
+            st.direct = None;
+            let mut after = After::default();
+            if ready.readable {
+                after = DIRECT_BUF.with(|b| self.read_input(&mut st, &mut b.borrow_mut(), !ready.closed));
+            }
+            if st.lent {
+                // Still the owner's while it keeps polling; else back to the reactor.
+                if self.lendable(&st) {
+                    engine.still_lent(self.0.id);
+                } else {
+                    self.rearm(&mut st, engine);
+                }
+            }
+            after
+        };
+        drop(fd); // closes the socket if the port ended meanwhile
+        after.run(self);
+        true
+    }
+
+    /// The owner commands: the port becomes its thread's direct candidate, and if it already
+    /// was (a request-reply loop), the socket is lent before the write, so that the reply
+    /// cannot wake the reactor before the owner's receive polls it.
+    fn lend_for_reply(&self, st: &mut State) {
+        if set_direct(self) && st.registered && self.lendable(st) {
+            if let Ok(e) = engine::get() {
+                self.lend(st, e);
+            }
+        }
+    }
+
+    /// Whether the owner's thread may poll the socket itself: the port is open, reads, is not
+    /// paused, and has no output queued (which needs the reactor's writability events).
+    fn lendable(&self, st: &State) -> bool {
+        st.phase == Phase::Open
+            && self.0.settings.reads
+            && !st.read_eof
+            && !st.read_paused
+            && st.queue.is_empty()
+            && (st.registered || st.lent)
+            && !self.window_full()
+    }
+
+    fn lend(&self, st: &mut State, engine: &engine::Engine) -> bool {
+        let Some(fd) = st.fd.as_ref() else { return false };
+        if engine.lend(fd.as_fd(), self.0.id).is_err() {
+            return false;
+        }
+        st.registered = false;
+        st.write_armed = false;
+        st.lent = true;
+        true
+    }
+
+    /// Gives a lent socket back to the reactor, for what the port still needs.
+    fn rearm(&self, st: &mut State, engine: &engine::Engine) {
+        st.lent = false;
+        let read = self.0.settings.reads && !st.read_eof;
+        let write = !st.queue.is_empty();
+        let Some(fd) = st.fd.as_ref().filter(|_| matches!(st.phase, Phase::Open | Phase::Closing)) else { return };
+        if (read || write) && engine.register(fd.as_fd(), self.0.id, write).is_ok() {
+            st.registered = true;
+            st.write_armed = write;
+        }
+    }
+
+    /// Called by the engine when a lent socket was not polled for [`engine::LEND_FOR`].
+    pub(crate) fn take_back(&self, engine: &engine::Engine) {
+        let mut st = self.lock();
+        if st.lent && st.direct.is_none() {
+            self.rearm(&mut st, engine);
+        }
     }
 
     /// Called by the engine when the socket can take more output.
@@ -1073,7 +1271,7 @@ impl Port {
     pub(crate) fn on_readable(&self, shared: &mut BytesMut) {
         let after = {
             let mut st = self.lock();
-            self.read_input(&mut st, shared)
+            self.read_input(&mut st, shared, false)
         };
         after.run(self);
     }
@@ -1082,7 +1280,10 @@ impl Port {
         self.0.settings.read_window.is_some_and(|w| self.0.unread.load(Ordering::Acquire) >= w)
     }
 
-    fn read_input(&self, st: &mut State, shared: &mut BytesMut) -> After {
+    /// Reads until `WouldBlock` (the reactor's sockets are edge-triggered), or with
+    /// `short_ok` until a read returns less than asked (a direct poll is level-triggered, so
+    /// what is left shows up at the next poll; this saves a read per reply).
+    fn read_input(&self, st: &mut State, shared: &mut BytesMut, short_ok: bool) -> After {
         let mut after = After::default();
         if st.phase != Phase::Open || st.read_eof || !self.0.settings.reads {
             return after;
@@ -1097,6 +1298,7 @@ impl Port {
             let own = !st.rbuf.is_empty();
             let buf = if own { &mut st.rbuf } else { &mut *shared };
             buf.reserve(want);
+            let room = buf.capacity() - buf.len();
             match sys::fd::read_into(fd.as_fd(), buf) {
                 Ok(0) => {
                     self.on_eof(st, &mut after);
@@ -1108,6 +1310,9 @@ impl Port {
                         st.rbuf = shared.split();
                     }
                     self.deliver_frames(st, false, &mut after);
+                    if short_ok && n < room {
+                        return after;
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return after,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -1143,6 +1348,9 @@ impl Port {
 
     fn on_eof(&self, st: &mut State, after: &mut After) {
         st.read_eof = true;
+        if !st.spawned {
+            return; // a failed spawn ends the port with its error, not `:normal`
+        }
         if self.0.settings.exit_status && st.exit.is_none() {
             return; // the status comes first; wait for the launcher's report
         }
@@ -1168,6 +1376,50 @@ impl Port {
         } else {
             after.merge(self.begin_close(st, Reason::Normal, false, None));
         }
+    }
+
+    /// Called by the engine when the launcher has started the program.
+    pub(crate) fn on_spawned(&self, pid: i32, host_pid: i32) {
+        let (after, signals) = {
+            let mut st = self.lock();
+            self.0.child_pid.store(pid, Ordering::Relaxed);
+            self.0.os_pid.store(host_pid, Ordering::Relaxed);
+            st.spawned = true;
+            self.0.cv.notify_all();
+            let signals = std::mem::take(&mut st.early_signals);
+            let mut after = After::default();
+            if st.phase == Phase::Dead {
+                // Closed before the answer: `finish` left the program to us.
+                if let Ok(e) = engine::get() {
+                    signals.iter().for_each(|&(sig, group)| e.signal(pid, sig, group));
+                    e.release(pid, self.0.settings.grace);
+                }
+                return;
+            }
+            if st.read_eof {
+                self.on_eof(&mut st, &mut after);
+            }
+            (after, signals)
+        };
+        if let Ok(e) = engine::get() {
+            signals.into_iter().for_each(|(sig, group)| e.signal(pid, sig, group));
+        }
+        after.run(self);
+    }
+
+    /// Called by the engine when the launcher could not start the program (`fork` failed,
+    /// or the launcher is gone): the port exits with the error's name, as OTP's does when its
+    /// forker fails.
+    pub(crate) fn on_spawn_failed(&self, errno: i32) {
+        let after = {
+            let mut st = self.lock();
+            st.spawned = true;
+            st.early_signals.clear();
+            self.0.cv.notify_all();
+            let reason = Reason::atom(errno_name(&io::Error::from_raw_os_error(errno)));
+            self.begin_close(&mut st, reason, false, None)
+        };
+        after.run(self);
     }
 
     /// Called by the engine when the launcher reports the program's exit.
@@ -1210,6 +1462,9 @@ impl Port {
         }
         st.phase = Phase::Closing;
         st.reply_closed = reply;
+        if let Some(w) = st.direct {
+            process::wake_polling(w); // it hands the socket back for the flush
+        }
         let mut after = After::default();
         for pid in std::mem::take(&mut st.links) {
             after.signals.push((pid, reason.clone(), true));
@@ -1245,12 +1500,16 @@ impl Port {
         st.busy = false;
         st.rbuf = BytesMut::new();
         drop(st.fd.take());
+        if let Some(w) = st.direct {
+            process::wake_polling(w); // its poll holds the socket open
+        }
         PORTS.write().expect("port table").remove(&self.0.id);
         let pid = self.0.child_pid.load(Ordering::Relaxed);
-        if let Ok(e) = engine::get() {
+        if let (true, Ok(e)) = (pid > 0, engine::get()) {
             // The launcher ladders the program, or what is left of its group; the engine keeps
             // the port until the exit is reported, for `exit_status`. A program that exited
-            // alone needs nothing (one launcher request less per short-lived port).
+            // alone needs nothing (one launcher request less per short-lived port). Without a
+            // pid yet, `on_spawned` does this.
             if st.exit.is_none() || st.group_left {
                 e.release(pid, self.0.settings.grace);
             }
@@ -1380,7 +1639,7 @@ impl Port {
     /// assert_eq!(port.info(), None);
     /// ```
     pub fn info(&self) -> Option<PortInfo> {
-        let st = self.lock();
+        let st = self.spawned();
         if st.phase == Phase::Dead {
             return None;
         }
@@ -1405,7 +1664,7 @@ impl Port {
     /// assert_eq!(port.info_item(Item::Name), None);
     /// ```
     pub fn info_item(&self, item: Item) -> Option<ItemValue> {
-        let st = self.lock();
+        let st = if item == Item::OsPid { self.spawned() } else { self.lock() };
         if st.phase == Phase::Dead {
             return None;
         }
@@ -1523,9 +1782,15 @@ impl Port {
     }
 
     fn signal_inner(&self, signal: i32, group: bool) -> Result<(), PortError> {
-        if self.lock().phase == Phase::Dead {
+        let mut st = self.lock();
+        if st.phase == Phase::Dead {
             return Err(PortError::Closed(self.label()));
         }
+        if !st.spawned {
+            st.early_signals.push((signal, group));
+            return Ok(());
+        }
+        drop(st);
         let engine = engine::get().map_err(|e| PortError::Badarg(e.to_string()))?;
         engine.signal(self.0.child_pid.load(Ordering::Relaxed), signal, group);
         Ok(())

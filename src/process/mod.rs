@@ -30,13 +30,15 @@
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::future::Future;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, LazyLock, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Condvar, LazyLock, Mutex, MutexGuard, OnceLock, RwLock};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use crate::message::{Id, Message, Reason, Ref, UserMsg};
+use crate::sys;
 
 /// A process identifier, printed as iex does: `#PID<0.80.0>`.
 ///
@@ -91,6 +93,23 @@ pub(crate) struct Inner {
     pid: Pid,
     state: Mutex<State>,
     cv: Condvar,
+    /// Wakes the process's thread while it polls a port itself (see [`State::polling`]);
+    /// made on first use.
+    wake: OnceLock<OwnedFd>,
+}
+
+impl Inner {
+    /// Wakes the process's thread if it waits: through the condvar, or the eventfd while it
+    /// polls a port. `st` is the mailbox state just before the lock is released.
+    fn wake_waiter(&self, polling: bool, waiting: bool) {
+        if polling {
+            if let Some(fd) = self.wake.get() {
+                sys::fd::eventfd_signal(fd.as_fd());
+            }
+        } else if waiting {
+            self.cv.notify_all();
+        }
+    }
 }
 
 #[derive(Default)]
@@ -106,6 +125,9 @@ struct State {
     /// Threads blocked in a receive: a delivery wakes the condvar only when some wait,
     /// which saves a futex call per message on busy mailboxes.
     waiting: u32,
+    /// The process's thread is blocked polling one of its ports' sockets and its wake
+    /// eventfd instead of the condvar: data from that port reaches it without the reactor.
+    polling: bool,
 }
 
 static NEXT_PID: AtomicU64 = AtomicU64::new(80);
@@ -178,7 +200,8 @@ impl fmt::Debug for Process {
 impl Process {
     fn new() -> Self {
         let pid = Pid(NEXT_PID.fetch_add(1, Ordering::Relaxed));
-        let inner = Arc::new(Inner { pid, state: Mutex::new(State::default()), cv: Condvar::new() });
+        let inner =
+            Arc::new(Inner { pid, state: Mutex::new(State::default()), cv: Condvar::new(), wake: OnceLock::new() });
         TABLE.write().expect("process table").insert(pid, inner.clone());
         Process { inner }
     }
@@ -351,6 +374,25 @@ impl Process {
                 m.taken();
                 return Ok(Some(m));
             }
+            if let (Some(port), Ok(wake)) = (crate::port::direct_candidate(), self.wake_fd()) {
+                // Wait on the port's socket itself: its reply then costs no reactor hop.
+                st.polling = true;
+                drop(st);
+                let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+                let polled = port.wait_direct(self.inner.pid, wake, timeout, || self.lock().polling = false);
+                st = self.lock();
+                st.polling = false;
+                if polled {
+                    if deadline.is_some_and(|d| Instant::now() >= d) && !st.queue.iter().any(&mut pred) {
+                        return Ok(None);
+                    }
+                    continue;
+                }
+                // Not pollable now: wait on the condvar, after looking again at the mailbox
+                // (a message may have come while the port was being checked).
+                crate::port::forget_direct(&port);
+                continue;
+            }
             st.waiting += 1;
             st = match deadline {
                 None => self.inner.cv.wait(st).expect("mailbox"),
@@ -365,6 +407,14 @@ impl Process {
             };
             st.waiting -= 1;
         }
+    }
+
+    fn wake_fd(&self) -> std::io::Result<BorrowedFd<'_>> {
+        if self.inner.wake.get().is_none() {
+            let fd = sys::fd::eventfd()?;
+            let _ = self.inner.wake.set(fd);
+        }
+        Ok(self.inner.wake.get().expect("set above").as_fd())
     }
 
     /// Takes every message waiting, without blocking (iex's `flush()`).
@@ -479,13 +529,24 @@ pub(crate) fn deliver(pid: Pid, msg: Message) -> bool {
     }
     st.queue.push_back(msg);
     let wakers = std::mem::take(&mut st.wakers);
-    let waiting = st.waiting > 0;
+    let (polling, waiting) = (st.polling, st.waiting > 0);
     drop(st);
-    if waiting {
-        p.cv.notify_all();
-    }
+    p.wake_waiter(polling, waiting);
     wakers.into_iter().for_each(Waker::wake);
     true
+}
+
+/// Wakes `pid`'s thread if it is polling a port's socket itself (see `Port::wait_direct`).
+pub(crate) fn wake_polling(pid: Pid) {
+    if let Some(p) = lookup(pid) {
+        let polling = p.state.lock().expect("mailbox").polling;
+        p.wake_waiter(polling, false);
+    }
+}
+
+/// The calling thread's pid (`process::current().pid()` without the handle).
+pub(crate) fn current_pid() -> Pid {
+    CURRENT.with(|c| c.0.inner.pid)
 }
 
 /// Sends any `Send + 'static` value to a process (Erlang's `send/2`). Sending to a dead
@@ -824,8 +885,9 @@ pub(crate) fn exit_signal(from: Id, to: Pid, reason: Reason, link: bool) {
     } else if st.trap_exit {
         st.queue.push_back(Message::Exit(from, reason));
         let wakers = std::mem::take(&mut st.wakers);
+        let polling = st.polling;
         drop(st);
-        p.cv.notify_all();
+        p.wake_waiter(polling, true);
         wakers.into_iter().for_each(Waker::wake);
         return;
     } else if reason.is_normal() {
@@ -855,8 +917,9 @@ fn terminate(p: &Arc<Inner>, reason: Reason) {
     let monitors = std::mem::take(&mut st.monitored_by);
     let held = std::mem::take(&mut st.monitors);
     let wakers = std::mem::take(&mut st.wakers);
+    let polling = st.polling;
     drop(st);
-    p.cv.notify_all();
+    p.wake_waiter(polling, true);
     wakers.into_iter().for_each(Waker::wake);
     queue.iter().for_each(Message::taken);
     TABLE.write().expect("process table").remove(&p.pid);

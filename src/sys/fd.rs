@@ -75,3 +75,97 @@ pub(crate) fn send_vectored(fd: BorrowedFd<'_>, bufs: &[io::IoSlice<'_>]) -> io:
     let mut anc = rustix::net::SendAncillaryBuffer::default();
     Ok(rustix::net::sendmsg(fd, bufs, &mut anc, rustix::net::SendFlags::NOSIGNAL)?)
 }
+
+/// A non-blocking `eventfd`: a thread blocked in [`poll_two`] on it is woken by
+/// [`eventfd_signal`].
+pub(crate) fn eventfd() -> io::Result<OwnedFd> {
+    use rustix::event::EventfdFlags;
+    Ok(rustix::event::eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)?)
+}
+
+/// Adds one to an eventfd's counter, making it readable.
+pub(crate) fn eventfd_signal(fd: BorrowedFd<'_>) {
+    let _ = rustix::io::write(fd, &1u64.to_ne_bytes());
+}
+
+/// Resets an eventfd's counter to zero.
+pub(crate) fn eventfd_drain(fd: BorrowedFd<'_>) {
+    let mut b = [0u8; 8];
+    let _ = rustix::io::read(fd, &mut b);
+}
+
+/// What [`poll_two`] saw on its first fd.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Ready {
+    /// Data, EOF or an error is there to read.
+    pub readable: bool,
+    /// The peer shut its side down (or hung up).
+    pub closed: bool,
+}
+
+/// Waits until `fd` is readable or `wake` is signalled, or `timeout` passes. Returns what
+/// `fd` showed, and whether `wake` was signalled.
+pub(crate) fn poll_two(
+    fd: BorrowedFd<'_>,
+    wake: BorrowedFd<'_>,
+    timeout: Option<std::time::Duration>,
+) -> io::Result<(Ready, bool)> {
+    use rustix::event::{PollFd, PollFlags};
+    let ts = timeout.map(|t| rustix::time::Timespec { tv_sec: t.as_secs() as i64, tv_nsec: t.subsec_nanos() as i64 });
+    let mut fds = [PollFd::new(&fd, PollFlags::IN | PollFlags::RDHUP), PollFd::new(&wake, PollFlags::IN)];
+    match rustix::event::poll(&mut fds, ts.as_ref()) {
+        Ok(_) | Err(rustix::io::Errno::INTR) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let r = fds[0].revents();
+    let ready = Ready {
+        readable: r.intersects(PollFlags::IN | PollFlags::HUP | PollFlags::ERR),
+        closed: r.intersects(PollFlags::RDHUP | PollFlags::HUP | PollFlags::ERR),
+    };
+    Ok((ready, !fds[1].revents().is_empty()))
+}
+
+/// A non-blocking monotonic `timerfd`, disarmed.
+pub(crate) fn timer() -> io::Result<OwnedFd> {
+    use rustix::time::{TimerfdClockId, TimerfdFlags};
+    Ok(rustix::time::timerfd_create(TimerfdClockId::Monotonic, TimerfdFlags::CLOEXEC | TimerfdFlags::NONBLOCK)?)
+}
+
+/// Arms `timer` to fire once, `after` from now.
+pub(crate) fn timer_arm(timer: BorrowedFd<'_>, after: std::time::Duration) -> io::Result<()> {
+    use rustix::time::{Itimerspec, TimerfdTimerFlags, Timespec};
+    let zero = Timespec { tv_sec: 0, tv_nsec: 0 };
+    let value = Timespec { tv_sec: after.as_secs() as i64, tv_nsec: after.subsec_nanos().max(1) as i64 };
+    rustix::time::timerfd_settime(
+        timer,
+        TimerfdTimerFlags::empty(),
+        &Itimerspec { it_interval: zero, it_value: value },
+    )?;
+    Ok(())
+}
+
+/// Whether `fd` is a socket.
+pub(crate) fn is_socket(fd: BorrowedFd<'_>) -> bool {
+    rustix::fs::fstat(fd)
+        .is_ok_and(|st| rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Socket)
+}
+
+/// A close-on-exec duplicate of `fd`.
+pub(crate) fn dup(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    Ok(rustix::io::fcntl_dupfd_cloexec(fd, 0)?)
+}
+
+/// Blocks until `fd` has data or EOF. A thread blocked in `poll` is woken only by the events
+/// it asked for; one blocked in `read` on a Unix socket is also woken each time the peer
+/// frees space this side wrote (the socket has one wait queue for both directions).
+pub(crate) fn wait_readable(fd: BorrowedFd<'_>) -> io::Result<()> {
+    use rustix::event::{PollFd, PollFlags};
+    loop {
+        let mut fds = [PollFd::new(&fd, PollFlags::IN)];
+        match rustix::event::poll(&mut fds, None) {
+            Ok(_) => return Ok(()),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}

@@ -1,0 +1,175 @@
+//! The two fast paths of issue 7 and the rules that keep them invisible:
+//!
+//! - `Port::open` returns before the launcher has forked (as OTP's `open_port` does with
+//!   its forker): the pid, signals, `close` and EOF all wait for the launcher's answer.
+//! - An owner blocked in a receive polls the port it last commanded itself; the socket is
+//!   lent to it, and the reactor takes it back when the owner stops polling.
+//!
+//! Every wait is on an event with a deadline.
+
+mod common;
+
+use std::time::Duration;
+
+use beamport::{process, Item, ItemValue, Message, Name, Opt, Port, PortMsg, Reason};
+use common::{os_pid_alive, recv, recv_match, wait_until};
+
+const DEADLINE: Duration = Duration::from_secs(10);
+
+fn input_bytes(port: &Port) -> u64 {
+    match port.info_item(Item::Input) {
+        Some(ItemValue::Int(n)) => n,
+        other => panic!("input: {other:?}"),
+    }
+}
+
+#[test]
+fn os_pid_right_after_open_waits_for_the_launcher() {
+    let port = Port::open(Name::spawn("cat"), []).unwrap();
+    let pid = port.os_pid().expect("a pid as soon as open returns");
+    assert!(os_pid_alive(pid));
+    match port.info_item(Item::OsPid) {
+        Some(ItemValue::OsPid(Some(p))) => assert_eq!(p, pid),
+        other => panic!("os_pid: {other:?}"),
+    }
+    port.close().unwrap();
+    assert!(wait_until(DEADLINE, || !os_pid_alive(pid)), "cat {pid} outlived its port");
+}
+
+#[test]
+fn a_signal_sent_before_the_launcher_answers_is_delivered() {
+    let me = process::current();
+    let port = Port::open(Name::spawn("sleep 30"), [Opt::ExitStatus]).unwrap();
+    port.kill().unwrap(); // most likely before the launcher's reply reached the port
+    let msg = recv_match(&me, |m| matches!(m, Message::Port(_, PortMsg::ExitStatus(_))));
+    assert_eq!(format!("{msg:?}"), format!("{{{port:?}, {{:exit_status, 137}}}}"));
+}
+
+#[test]
+fn a_port_closed_before_the_launcher_answers_leaves_no_child() {
+    // `sleep` ignores its input's EOF: the kill ladder ends it, without the default grace.
+    let ladder = || Opt::Grace(Duration::ZERO, Duration::from_millis(100));
+    let ports: Vec<Port> = (0..50).map(|_| Port::open(Name::spawn("sleep 31"), [ladder()]).unwrap()).collect();
+    for p in &ports {
+        p.close().unwrap();
+    }
+    let launcher = common::launcher_pid();
+    assert!(
+        wait_until(DEADLINE, || !common::descendants(launcher)
+            .iter()
+            .any(|&p| common::cmdline(p).contains(&"31".into()))),
+        "a sleep outlived its closed port"
+    );
+}
+
+#[test]
+fn many_spawns_in_flight_each_report_their_own_exit_status() {
+    let me = process::current();
+    let ports: Vec<Port> = (0..200u32)
+        .map(|i| Port::open(Name::spawn(format!("sh -c 'exit {}'", i % 7)), [Opt::ExitStatus]).unwrap())
+        .collect();
+    for _ in 0..ports.len() {
+        match recv(&me) {
+            Message::Port(p, PortMsg::ExitStatus(s)) => {
+                let i = ports.iter().position(|q| *q == p).expect("one of ours");
+                assert_eq!(s.code(), i as i32 % 7, "port {i}");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn request_reply_through_the_owners_own_poll_keeps_every_byte_in_order() {
+    let me = process::current();
+    let port = Port::open(Name::spawn("cat"), [Opt::Binary, Opt::Packet(2)]).unwrap();
+    for i in 0..2000u32 {
+        let body = i.to_be_bytes().repeat(1 + (i as usize % 50));
+        port.command(body.clone()).unwrap();
+        let msg = common::recv_within(&me, DEADLINE);
+        assert_eq!(common::expect_data(msg, &port).bytes().as_ref(), &body[..], "reply {i}");
+    }
+    port.close().unwrap();
+}
+
+#[test]
+fn a_lent_port_is_read_by_the_reactor_when_its_owner_stops_receiving() {
+    let me = process::current();
+    let port = Port::open(Name::spawn("cat"), [Opt::Binary]).unwrap();
+    port.command("a").unwrap();
+    common::expect_data(recv(&me), &port);
+    port.command("b").unwrap(); // the port is now lent to this thread, which does not receive
+    assert!(wait_until(DEADLINE, || input_bytes(&port) == 2), "the reply stayed unread");
+    assert_eq!(me.message_queue_len(), 1);
+    assert_eq!(common::expect_data(recv(&me), &port).bytes().as_ref(), b"b");
+    port.close().unwrap();
+}
+
+#[test]
+fn a_lent_ports_exit_reaches_a_linked_process_without_the_owner_receiving() {
+    let me = process::current();
+    let port = Port::open(Name::spawn("sh -c 'read a; echo $a; read b'"), [Opt::Binary]).unwrap();
+    port.command("x\n").unwrap();
+    common::expect_data(recv(&me), &port);
+    let watcher = port.clone();
+    let (tx, rx) = std::sync::mpsc::channel();
+    process::spawn(move |p| {
+        p.trap_exit(true);
+        process::link(watcher.clone());
+        let _ = tx.send(());
+        let msg = p.receive_timeout(DEADLINE).unwrap();
+        let _ = tx.send(());
+        assert!(matches!(msg, Some(Message::Exit(_, Reason::Normal))), "{msg:?}");
+    });
+    rx.recv_timeout(DEADLINE).unwrap();
+    port.command("y\n").unwrap(); // lent again; the program exits after this line
+    rx.recv_timeout(DEADLINE).expect("the linked process saw the port end");
+    assert!(!port.is_open());
+}
+
+#[test]
+fn a_message_from_another_process_wakes_an_owner_polling_its_port() {
+    let me = process::current();
+    let port = Port::open(Name::spawn("cat > /dev/null"), [Opt::Binary]).unwrap();
+    port.command("nothing comes back").unwrap();
+    let parent = me.pid();
+    process::spawn(move |_| {
+        std::thread::sleep(Duration::from_millis(20));
+        process::send(parent, "hello");
+    });
+    let msg = common::recv_within(&me, DEADLINE);
+    assert_eq!(format!("{msg:?}"), "\"hello\"");
+    port.close().unwrap();
+}
+
+#[test]
+fn closing_a_port_from_another_thread_ends_its_owners_poll() {
+    let me = process::current();
+    let port = Port::open(Name::spawn("cat"), [Opt::Binary, Opt::ExitStatus]).unwrap();
+    port.command("q").unwrap();
+    common::expect_data(recv(&me), &port);
+    let other = port.clone();
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(20));
+        other.close().unwrap();
+    });
+    // The owner polls the port; the close must still reach the owner as the exit signal
+    // `:normal` (ignored) and the program must see EOF.
+    let pid = port.os_pid();
+    assert!(me.receive_timeout(Duration::from_millis(300)).unwrap().is_none());
+    assert!(!port.is_open());
+    if let Some(pid) = pid {
+        assert!(wait_until(DEADLINE, || !os_pid_alive(pid)), "cat {pid} did not see EOF");
+    }
+}
+
+#[test]
+fn a_timed_receive_on_a_polled_port_times_out() {
+    let me = process::current();
+    let port = Port::open(Name::spawn("cat > /dev/null"), [Opt::Binary]).unwrap();
+    port.command("silence").unwrap();
+    let start = std::time::Instant::now();
+    assert!(me.receive_timeout(Duration::from_millis(50)).unwrap().is_none());
+    assert!(start.elapsed() >= Duration::from_millis(50));
+    port.close().unwrap();
+}
