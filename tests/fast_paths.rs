@@ -173,3 +173,19 @@ fn a_timed_receive_on_a_polled_port_times_out() {
     assert!(start.elapsed() >= Duration::from_millis(50));
     port.close().unwrap();
 }
+
+#[test]
+fn spin_wait_is_an_option_and_zero_turns_it_off() {
+    assert_eq!("{:spin_wait, 0}".parse::<Opt>().unwrap(), Opt::SpinWait(Duration::ZERO));
+    assert_eq!("{:spin_wait, 80}".parse::<Opt>().unwrap(), Opt::SpinWait(Duration::from_micros(80)));
+    assert!("{:spin_wait, -1}".parse::<Opt>().is_err());
+    let me = process::current();
+    for spin in [Duration::ZERO, Duration::from_millis(2)] {
+        let port = Port::open(Name::spawn("cat"), [Opt::Binary, Opt::SpinWait(spin)]).unwrap();
+        for i in 0..50u8 {
+            port.command(vec![i]).unwrap();
+            assert_eq!(common::expect_data(common::recv_within(&me, DEADLINE), &port).bytes().as_ref(), [i]);
+        }
+        port.close().unwrap();
+    }
+}

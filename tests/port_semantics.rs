@@ -1158,6 +1158,9 @@ fn what_a_port_program_starts_with() {
         let port = Port::open(Name::executable("/bin/sleep"), opts).unwrap();
         let os_pid = port.os_pid().unwrap();
         assert!(wait_until(DEADLINE, || cmdline(os_pid) == ["/bin/sleep", "5"]));
+        // Past its start-up (the loader opens files on fd 3 for a moment): asleep.
+        let asleep = || std::fs::read_to_string(format!("/proc/{os_pid}/wchan")).is_ok_and(|w| w.contains("nanosleep"));
+        assert!(wait_until(DEADLINE, asleep));
         let stat = std::fs::read_to_string(format!("/proc/{os_pid}/stat")).unwrap();
         let fields: Vec<i32> = stat
             .rsplit_once(')')

@@ -31,11 +31,12 @@ use std::ffi::OsString;
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicI32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, LazyLock, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Condvar, LazyLock, Mutex, MutexGuard, OnceLock, RwLock};
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 
@@ -485,6 +486,47 @@ thread_local! {
     static DIRECT: std::cell::RefCell<Option<Port>> = const { std::cell::RefCell::new(None) };
     /// Read buffer for the ports this thread polls itself.
     static DIRECT_BUF: std::cell::RefCell<BytesMut> = std::cell::RefCell::new(BytesMut::new());
+}
+
+/// After this many spins in a row that ended without a reply, a thread stops spinning for
+/// [`SPIN_REST`] waits: its peers are slower than the spin.
+const SPIN_MISSES: u32 = 4;
+const SPIN_REST: u32 = 64;
+
+thread_local! {
+    /// Spins in a row that saw nothing, then (past [`SPIN_MISSES`]) waits left without spinning.
+    static SPIN_LUCK: std::cell::Cell<(u32, u32)> = const { std::cell::Cell::new((0, 0)) };
+}
+
+/// Polls `fd` and `wake` without sleeping for up to `spin`; `None` if nothing came (or the
+/// thread should not spin now), and the caller sleeps in a blocking poll.
+fn spin_poll(fd: BorrowedFd<'_>, wake: BorrowedFd<'_>, spin: Duration) -> Option<(sys::fd::Ready, bool)> {
+    static CPUS: OnceLock<usize> = OnceLock::new();
+    let cpus = *CPUS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let (misses, rest) = SPIN_LUCK.get();
+    if spin.is_zero() || cpus < 2 {
+        return None;
+    }
+    if rest > 0 {
+        SPIN_LUCK.set((misses, rest - 1));
+        return None;
+    }
+    let start = Instant::now();
+    loop {
+        match sys::fd::poll_two(fd, wake, Some(Duration::ZERO)) {
+            Ok((r, w)) if r.readable || w => {
+                SPIN_LUCK.set((0, 0));
+                return Some((r, w));
+            }
+            Err(_) => return None,
+            Ok(_) if start.elapsed() >= spin => {
+                let misses = misses + 1;
+                SPIN_LUCK.set(if misses >= SPIN_MISSES { (0, SPIN_REST) } else { (misses, 0) });
+                return None;
+            }
+            Ok(_) => std::hint::spin_loop(),
+        }
+    }
 }
 
 /// Makes `port` this thread's direct candidate; true if it already was.
@@ -1161,7 +1203,12 @@ impl Port {
             st.direct = Some(me);
             fd
         };
-        let polled = sys::fd::poll_two(fd.as_fd(), wake, timeout);
+        let start = Instant::now();
+        let polled = match spin_poll(fd.as_fd(), wake, self.0.settings.spin_wait.min(timeout.unwrap_or(Duration::MAX)))
+        {
+            Some(seen) => Ok(seen),
+            None => sys::fd::poll_two(fd.as_fd(), wake, timeout.map(|t| t.saturating_sub(start.elapsed()))),
+        };
         stop_polling();
         let (ready, woken) = polled.unwrap_or_default();
         if woken {

@@ -129,10 +129,19 @@ pub enum Opt {
     /// beamport: the kill ladder's grace periods after the port is gone: SIGTERM to the
     /// program's group after the first, SIGKILL after the second.
     Grace(Duration, Duration),
+    /// beamport: how long an owner's receive, waiting for this port's reply, keeps polling
+    /// before it sleeps (as the BEAM's schedulers busy-wait, `+sbwt`). Waking a sleeping
+    /// thread on another CPU costs tens of µs on virtual machines; a reply that comes within
+    /// the spin costs none. Spinning is adaptive: a thread whose replies keep missing the spin
+    /// stops spinning for a while; and it only happens with more than one CPU. `ZERO` turns
+    /// it off.
+    SpinWait(Duration),
 }
 
 /// The default read window: 1 MiB of untaken data per port.
 pub const DEFAULT_READ_WINDOW: usize = 1 << 20;
+/// The default spin of an owner waiting for its port's reply: 50 µs.
+pub const DEFAULT_SPIN_WAIT: Duration = Duration::from_micros(50);
 /// The default kill ladder: SIGTERM 5 s after the port is gone, SIGKILL 2 s later.
 pub const DEFAULT_GRACE: (Duration, Duration) = (Duration::from_secs(5), Duration::from_secs(2));
 
@@ -155,6 +164,7 @@ pub(crate) struct Settings {
     pub busy: Option<(usize, usize)>,
     pub read_window: Option<usize>,
     pub grace: (Duration, Duration),
+    pub spin_wait: Duration,
 }
 
 fn bad(what: impl Into<String>) -> OpenError {
@@ -189,6 +199,7 @@ impl Settings {
             busy: Some((4096, 8192)),
             read_window: Some(DEFAULT_READ_WINDOW),
             grace: DEFAULT_GRACE,
+            spin_wait: DEFAULT_SPIN_WAIT,
         };
         let mut line = None;
         for o in opts {
@@ -235,6 +246,7 @@ impl Settings {
                     s.read_window = *w;
                 }
                 Opt::Grace(a, b) => s.grace = (*a, *b),
+                Opt::SpinWait(d) => s.spin_wait = *d,
             }
         }
         if !s.reads && !s.writes {
@@ -263,8 +275,8 @@ impl FromStr for Opt {
     /// Parses one option in Elixir or Erlang syntax: `:binary`, `binary`, `{:packet, 4}`,
     /// `{:line, 80}`, `{:cd, "/tmp"}`, `{:arg0, "x"}`, `{:parallelism, true}`,
     /// `{:busy_limits_port, {4096, 8192}}` or `{:busy_limits_port, :disabled}`,
-    /// `{:read_window, 65536}` or `{:read_window, :infinity}`. `args` and `env` take lists and
-    /// are built in Rust instead.
+    /// `{:read_window, 65536}` or `{:read_window, :infinity}`, `{:spin_wait, 20}` (µs). `args`
+    /// and `env` take lists and are built in Rust instead.
     fn from_str(s: &str) -> Result<Opt, OpenError> {
         let t = s.trim();
         let atom = |x: &str| x.trim().trim_start_matches(':').to_string();
@@ -315,6 +327,7 @@ impl FromStr for Opt {
                 "busy_limits_msgq" => Opt::BusyLimitsMsgq(pair(v)?),
                 "read_window" if atom(v) == "infinity" => Opt::ReadWindow(None),
                 "read_window" => Opt::ReadWindow(Some(int()?)),
+                "spin_wait" => Opt::SpinWait(Duration::from_micros(int()? as u64)),
                 _ => return Err(bad(format!("unknown option {t}"))),
             };
             return Ok(opt);

@@ -922,12 +922,15 @@ fn terminate(p: &Arc<Inner>, reason: Reason) {
     p.wake_waiter(polling, true);
     wakers.into_iter().for_each(Waker::wake);
     queue.iter().for_each(Message::taken);
-    TABLE.write().expect("process table").remove(&p.pid);
     let me = p.pid;
     // Processes see the reason as it is: a process that ended itself with `:kill` is seen
     // with `:kill`, an ordinary reason through a link. Ports take `:kill` as
     // `exit(port, :kill)` and report `:killed` (OTP 25).
     let for_ports = reason.propagated();
+    // Its ports close before anyone can see the death: a port connected to this pid after a
+    // `Down` or `is_alive() == false` belongs to a dead owner and stays open (E4).
+    crate::port::owner_gone(me, &for_ports);
+    TABLE.write().expect("process table").remove(&p.pid);
     for l in links {
         match l {
             Id::Pid(other) => exit_signal(Id::Pid(me), other, reason.clone(), true),
@@ -940,7 +943,6 @@ fn terminate(p: &Arc<Inner>, reason: Reason) {
     for (r, item) in held {
         forget_monitor(r, &item);
     }
-    crate::port::owner_gone(me, &for_ports);
 }
 
 /// Pids of all live processes.
