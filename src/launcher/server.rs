@@ -36,6 +36,7 @@ struct Launcher {
     due: BinaryHeap<Reverse<(Instant, i32)>>,
     buf: Vec<u8>,
     fds: VecDeque<OwnedFd>,
+    stack: sys::child::ChildStack,
 }
 
 /// Runs the launcher on its control socket until the host is gone; returns the exit code.
@@ -71,6 +72,7 @@ pub(crate) fn run(sock: OwnedFd) -> i32 {
         due: BinaryHeap::new(),
         buf: Vec::new(),
         fds: VecDeque::new(),
+        stack: sys::child::ChildStack::new(),
     };
     loop {
         let timeout = l.next_deadline().map(|d| d.saturating_duration_since(Instant::now()));
@@ -173,7 +175,7 @@ impl Launcher {
 
     #[allow(clippy::too_many_arguments)]
     fn spawn(
-        &self,
+        &mut self,
         f: u32,
         program: &[u8],
         argv: &[Vec<u8>],
@@ -196,7 +198,7 @@ impl Launcher {
             stderr_to_stdout: f & flags::STDERR_TO_STDOUT != 0,
             death_signal: Some(sys::signal::SIGKILL),
         };
-        sys::child::fork_exec(&spec)
+        sys::child::fork_exec(&spec, &mut self.stack)
     }
 
     fn reply(&self, ev: Event) {

@@ -46,21 +46,32 @@ struct Shared<'a> {
     cd_msg: Vec<u8>,
 }
 
+/// The stack a child runs on until it execs: reused from spawn to spawn (the launcher waits
+/// for each exec), which saves zeroing a fresh one each time.
+pub(crate) struct ChildStack(Box<[u8]>);
+
+impl ChildStack {
+    pub(crate) fn new() -> Self {
+        ChildStack(vec![0u8; 64 * 1024].into_boxed_slice())
+    }
+}
+
 /// Forks and execs `spec` the way `posix_spawn` does (`clone(CLONE_VM | CLONE_VFORK)`: no
 /// page-table copy, the launcher waits until the child has exec'd); returns the child's pid.
 /// Exec failures show up later as the child's exit status (`errno`), as in OTP.
-pub(crate) fn fork_exec(spec: &ChildSpec) -> io::Result<i32> {
+pub(crate) fn fork_exec(spec: &ChildSpec, stack: &mut ChildStack) -> io::Result<i32> {
     let mut cd_msg = b"spawn: Could not cd to ".to_vec();
     if let Some(cd) = &spec.cd {
         cd_msg.extend_from_slice(cd.as_bytes());
     }
     cd_msg.extend_from_slice(b"\r\n");
     let shared = Shared { spec, argv: ptrs(&spec.argv), envp: ptrs(&spec.envp), cd_msg };
-    let mut stack = vec![0u8; 64 * 1024];
+    let stack = &mut stack.0;
     // The stack grows down on every Linux target beamport supports; keep it 16-byte aligned.
     let top = (stack.as_mut_ptr() as usize + stack.len()) & !15;
-    // SAFETY: `child_main` runs on its own stack (`stack`, alive until clone returns, which
-    // with CLONE_VFORK is after the child has exec'd or exited) and shares our memory: it only
+    // SAFETY: `child_main` runs on its own stack (`stack`, borrowed mutably until clone
+    // returns, which with CLONE_VFORK is after the child has exec'd or exited, so no other
+    // spawn can use it meanwhile) and shares our memory: it only
     // reads `shared` and calls async-signal-safe functions, then execs or `_exit`s. Without
     // CLONE_FILES, CLONE_FS and CLONE_SIGHAND its fd table, cwd and signal dispositions are
     // its own. The launcher has no signal handlers (it uses a signalfd), so nothing can run
@@ -73,7 +84,6 @@ pub(crate) fn fork_exec(spec: &ChildSpec) -> io::Result<i32> {
             &shared as *const Shared<'_> as *mut libc::c_void,
         )
     };
-    drop(stack);
     if pid < 0 {
         return Err(io::Error::last_os_error());
     }
