@@ -637,6 +637,10 @@ impl Port {
     /// with 127. `{:spawn_executable, path}` runs no shell; a missing file is `enoent`, a
     /// non-executable one `eacces`, both naming the path.
     ///
+    /// Like OTP's `open_port`, it returns once the launcher has the request, not after the
+    /// fork, so one caller can have many spawns in flight. [`Port::os_pid`] waits for the pid;
+    /// a fork that fails (`eagain`, `enomem`) ends the port with that reason, as an exit signal.
+    ///
     /// ```
     /// use beamport::{process, Name, Opt, Port};
     /// let me = process::current();
