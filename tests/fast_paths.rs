@@ -189,3 +189,36 @@ fn spin_wait_is_an_option_and_zero_turns_it_off() {
         port.close().unwrap();
     }
 }
+
+/// The owner's thread and the reactor may both read a port (a socket is lent, taken back,
+/// lent again); its data still reaches the mailbox in order. Another thread writes, as in
+/// `beamport run`, so the owner's receives and the writes race.
+#[test]
+fn data_stays_in_order_while_the_owner_and_the_reactor_share_the_reading() {
+    let me = process::current();
+    for (round, chunk) in [7919usize, 65536, 333, 131_072, 1000].into_iter().enumerate() {
+        let port = Port::open(Name::spawn("cat"), [Opt::Binary, Opt::Eof]).unwrap();
+        let big: Vec<u8> = (0..2_000_000u32).map(|i| (i % 251) as u8).collect();
+        let writer = {
+            let (port, big) = (port.clone(), big.clone());
+            std::thread::spawn(move || {
+                for c in big.chunks(chunk) {
+                    port.command(c.to_vec()).unwrap();
+                }
+                port.close_input().unwrap();
+            })
+        };
+        let mut got = Vec::with_capacity(big.len());
+        loop {
+            match common::recv_within(&me, DEADLINE) {
+                Message::Port(_, PortMsg::Data(d)) => got.extend_from_slice(d.bytes()),
+                Message::Port(_, PortMsg::Eof) => break,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        writer.join().unwrap();
+        assert_eq!(got.len(), big.len(), "round {round}: bytes before :eof");
+        assert!(got == big, "round {round}: the bytes came back out of order");
+        port.close().unwrap();
+    }
+}

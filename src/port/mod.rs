@@ -34,7 +34,7 @@ use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicI32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, LazyLock, Mutex, MutexGuard, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
@@ -404,7 +404,6 @@ struct State {
     read_eof: bool,
     input_done: bool,
     exit: Option<i32>,
-    read_paused: bool,
     close_input: bool,
     input_closed: bool,
     reply_closed: Option<Pid>,
@@ -433,6 +432,9 @@ pub(crate) struct Inner {
     state: Mutex<State>,
     cv: Condvar,
     unread: AtomicUsize,
+    /// Reading stopped at a full read window; the owner's taking messages restarts it. Outside
+    /// the state lock so that taking a message never needs the port's lock.
+    read_paused: AtomicBool,
     os_pid: AtomicI32,
     child_pid: AtomicI32,
 }
@@ -514,9 +516,16 @@ fn spin_poll(fd: BorrowedFd<'_>, wake: BorrowedFd<'_>, spin: Duration) -> Option
     let start = Instant::now();
     loop {
         match sys::fd::poll_two(fd, wake, Some(Duration::ZERO)) {
-            Ok((r, w)) if r.readable || w => {
+            Ok((r, w)) if r.readable => {
                 SPIN_LUCK.set((0, 0));
                 return Some((r, w));
+            }
+            Ok((r, true)) => {
+                // A message from elsewhere: the spin was not for it, so it counts as a miss
+                // (an owner of many ports, served by the reactor, soon stops spinning).
+                let misses = misses + 1;
+                SPIN_LUCK.set(if misses >= SPIN_MISSES { (0, SPIN_REST) } else { (misses, 0) });
+                return Some((r, true));
             }
             Err(_) => return None,
             Ok(_) if start.elapsed() >= spin => {
@@ -562,13 +571,12 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 static PORTS: LazyLock<RwLock<HashMap<u64, Port>>> = LazyLock::new(Default::default);
 
 /// Effects decided under the port's lock and carried out after it is released: exit
-/// signals can end processes, which can close other ports.
+/// signals can end processes, which can close other ports. (The port's own messages —
+/// data, `exit_status`, `eof` — are delivered under the lock instead: two threads may read a
+/// port, the reactor and an owner polling it, and only the lock keeps their messages in order.)
 #[derive(Default)]
 #[must_use]
 struct After {
-    /// Messages to deliver, in order, before anything else: delivering outside the port's
-    /// lock lets a woken owner call the port at once instead of blocking on that lock.
-    msgs: Vec<(Pid, Message)>,
     signals: Vec<(Pid, Reason, bool)>,
     downs: Vec<(Ref, Pid, Reason)>,
     /// `{port, :closed}` for this pid: sent after the exit signals, OTP's order (E3, E12).
@@ -577,7 +585,6 @@ struct After {
 
 impl After {
     fn merge(&mut self, other: After) {
-        self.msgs.extend(other.msgs);
         self.signals.extend(other.signals);
         self.downs.extend(other.downs);
         if other.closed.is_some() {
@@ -586,9 +593,6 @@ impl After {
     }
 
     fn run(self, port: &Port) {
-        for (pid, msg) in self.msgs {
-            process::deliver(pid, msg);
-        }
         for (pid, reason, link) in self.signals {
             process::exit_signal(Id::Port(port.clone()), pid, reason, link);
         }
@@ -726,7 +730,6 @@ impl Port {
                 read_eof: false,
                 input_done: false,
                 exit: None,
-                read_paused: false,
                 close_input: false,
                 input_closed: false,
                 reply_closed: None,
@@ -742,6 +745,7 @@ impl Port {
             settings,
             cv: Condvar::new(),
             unread: AtomicUsize::new(0),
+            read_paused: AtomicBool::new(false),
             os_pid: AtomicI32::new(-1),
             child_pid: AtomicI32::new(-1),
         }));
@@ -1257,7 +1261,7 @@ impl Port {
         st.phase == Phase::Open
             && self.0.settings.reads
             && !st.read_eof
-            && !st.read_paused
+            && !self.0.read_paused.load(Ordering::SeqCst)
             && st.queue.is_empty()
             && (st.registered || st.lent)
             && !self.window_full()
@@ -1328,7 +1332,7 @@ impl Port {
     }
 
     fn window_full(&self) -> bool {
-        self.0.settings.read_window.is_some_and(|w| self.0.unread.load(Ordering::Acquire) >= w)
+        self.0.settings.read_window.is_some_and(|w| self.0.unread.load(Ordering::SeqCst) >= w)
     }
 
     /// Reads until `WouldBlock` (the reactor's sockets are edge-triggered), or with
@@ -1341,8 +1345,14 @@ impl Port {
         }
         loop {
             if self.window_full() {
-                st.read_paused = true;
-                return after;
+                // Paused, then checked again: `input_taken` empties the window, then looks at
+                // the flag (both `SeqCst`), so one of the two sees the other and reading resumes.
+                self.0.read_paused.store(true, Ordering::SeqCst);
+                if self.window_full() {
+                    return after;
+                }
+                self.0.read_paused.store(false, Ordering::SeqCst);
+                continue;
             }
             let Some(fd) = st.fd.as_ref() else { return after };
             let want = st.decoder.wanted().unwrap_or(0).clamp(READ_SIZE, 1 << 20);
@@ -1360,7 +1370,7 @@ impl Port {
                     if !own {
                         st.rbuf = shared.split();
                     }
-                    self.deliver_frames(st, false, &mut after);
+                    self.deliver_frames(st, false);
                     if short_ok && n < room {
                         return after;
                     }
@@ -1379,15 +1389,15 @@ impl Port {
         }
     }
 
-    fn deliver_frames(&self, st: &mut State, at_eof: bool, after: &mut After) {
+    fn deliver_frames(&self, st: &mut State, at_eof: bool) {
         let list = !self.0.settings.binary;
         loop {
             let frame = if at_eof { st.decoder.decode_eof(&mut st.rbuf) } else { st.decoder.decode(&mut st.rbuf) };
             match frame {
                 Ok(Some(f)) => {
                     let data = frame_to_data(f, list);
-                    self.0.unread.fetch_add(data.bytes.len(), Ordering::AcqRel);
-                    after.msgs.push((st.owner, Message::Port(self.clone(), PortMsg::Data(data))));
+                    self.0.unread.fetch_add(data.bytes.len(), Ordering::SeqCst);
+                    process::deliver(st.owner, Message::Port(self.clone(), PortMsg::Data(data)));
                 }
                 Ok(None) | Err(_) => break,
             }
@@ -1418,12 +1428,12 @@ impl Port {
         if self.0.settings.exit_status {
             if let Some(raw) = st.exit {
                 let m = PortMsg::ExitStatus(ExitStatus::from_raw(raw));
-                after.msgs.push((st.owner, Message::Port(self.clone(), m)));
+                process::deliver(st.owner, Message::Port(self.clone(), m));
             }
         }
-        self.deliver_frames(st, true, after);
+        self.deliver_frames(st, true);
         if self.0.settings.eof {
-            after.msgs.push((st.owner, Message::Port(self.clone(), PortMsg::Eof)));
+            process::deliver(st.owner, Message::Port(self.clone(), PortMsg::Eof));
         } else {
             after.merge(self.begin_close(st, Reason::Normal, false, None));
         }
@@ -1490,16 +1500,11 @@ impl Port {
 
     /// The owner took `n` bytes of this port's data from its mailbox.
     pub(crate) fn input_taken(&self, n: usize) {
-        let before = self.0.unread.fetch_sub(n, Ordering::AcqRel);
+        let before = self.0.unread.fetch_sub(n, Ordering::SeqCst);
         if let Some(w) = self.0.settings.read_window {
-            if before >= w && before - n < w {
-                let mut st = self.lock();
-                if st.read_paused {
-                    st.read_paused = false;
-                    drop(st);
-                    if let Ok(e) = engine::get() {
-                        e.resume(self.0.id);
-                    }
+            if before >= w && before - n < w && self.0.read_paused.swap(false, Ordering::SeqCst) {
+                if let Ok(e) = engine::get() {
+                    e.resume(self.0.id);
                 }
             }
         }
