@@ -1,18 +1,25 @@
 //! The launcher process: forks every child, reaps it, reports its exit, runs kill ladders,
 //! and ends every descendant when the host goes away.
 //!
-//! It is single-threaded and event-driven: `poll` on the control socket and a `signalfd`
-//! (`SIGCHLD`, and `SIGTERM`/`SIGINT`/`SIGHUP`, which mean "the host is gone": the host's death
-//! signal is `SIGTERM`), with the nearest ladder deadline as the timeout.
+//! Its main loop is event-driven: `poll` on the control socket and a `signalfd` (`SIGCHLD`,
+//! and `SIGTERM`/`SIGINT`/`SIGHUP`, which mean "the host is gone": the host's death signal is
+//! `SIGTERM`), with the nearest ladder deadline as the timeout. Forks happen on [`SPAWNERS`]
+//! spawner threads: `clone(CLONE_VFORK)` blocks its caller until the child has exec'd, and
+//! with one caller the execs of a burst of spawns would run one after another on one CPU.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::os::fd::{AsFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::proto::{flags, Event, Request};
 use crate::sys;
 use crate::sys::child::{cstring, ChildSpec, Layout};
+
+/// How soon the main loop looks again at a child it could not reap yet (see `reap`).
+const REAP_RETRY: Duration = Duration::from_micros(200);
 
 /// How long children get, after the host is gone, between SIGTERM and SIGKILL.
 const HOST_GONE_KILL_AFTER: Duration = Duration::from_millis(500);
@@ -23,19 +30,145 @@ struct Ladder {
     termed: bool,
 }
 
-struct Launcher {
+/// Threads that fork children (see the module's doc).
+const SPAWNERS: usize = 2;
+
+/// What the main loop and the spawner threads share: the socket's sending side and the books
+/// on children. Every reply is sent under the books' lock, so that replies never interleave
+/// and a child's `Spawned` always comes before its `Exited`.
+struct Shared {
     sock: OwnedFd,
     in_namespace: bool,
-    cgroup: Option<std::path::PathBuf>,
-    children: HashMap<i32, ()>,
+    books: Mutex<Books>,
+    /// The host is gone: spawners start nothing more.
+    stopping: AtomicBool,
+    /// Per spawner, and last the main loop's: the pid its child announced before exec, until
+    /// the child is registered (see [`Launcher::reap`]).
+    announced: [AtomicI32; SPAWNERS + 1],
+}
+
+#[derive(Default)]
+struct Books {
+    children: HashSet<i32>,
     /// Children reaped while their port was open: their process group may live on, and the
     /// host may still signal it or hand it to a ladder when the port closes.
     exited: HashSet<i32>,
+    /// Spawn requests handed to spawners and not answered yet.
+    in_flight: usize,
+}
+
+impl Shared {
+    fn books(&self) -> std::sync::MutexGuard<'_, Books> {
+        self.books.lock().expect("launcher books")
+    }
+
+    /// Sends `ev`; the caller holds the books' lock.
+    fn send(&self, ev: Event, creds: Option<i32>) {
+        let _ = self.try_send(&ev, creds);
+    }
+
+    fn try_send(&self, ev: &Event, creds: Option<i32>) -> std::io::Result<()> {
+        sys::msg::send_all_as(self.sock.as_fd(), &ev.encode(), None, creds)
+    }
+
+    /// A registered child was reaped: report it. `laddered`: the host already handed it to a
+    /// kill ladder, which keeps watching its group.
+    fn child_exited(&self, b: &mut Books, pid: i32, status: i32, laddered: bool) {
+        // Once its leader is reaped a group can only shrink: if it is empty now, the host need
+        // not hand it to a ladder later.
+        let group_left = sys::signal::kill_group(pid, 0).is_ok();
+        if group_left && !laddered {
+            b.exited.insert(pid);
+        }
+        self.send(Event::Exited { pid, status, group_left }, None);
+    }
+}
+
+/// One spawn request, with the socket the child talks on.
+struct Job {
+    req: u64,
+    flags: u32,
+    program: Vec<u8>,
+    argv: Vec<Vec<u8>>,
+    envp: Vec<Vec<u8>>,
+    cwd: Vec<u8>,
+    cd: Vec<u8>,
+    io: OwnedFd,
+}
+
+/// A spawner thread: forks the jobs it takes, registers each child and replies.
+fn spawner(shared: Arc<Shared>, jobs: Arc<Mutex<mpsc::Receiver<Job>>>, me: usize) {
+    let mut stack = sys::child::ChildStack::new();
+    loop {
+        let job = match jobs.lock().expect("spawn jobs").recv() {
+            Ok(job) => job,
+            Err(_) => return,
+        };
+        shared.start(job, &mut stack, me);
+    }
+}
+
+impl Shared {
+    /// Forks `job` on the calling thread (spawner `slot`'s stack and announce slot), then
+    /// registers the child and replies. The job was counted in `in_flight`.
+    fn start(&self, job: Job, stack: &mut sys::child::ChildStack, slot: usize) {
+        let req = job.req;
+        let result = if self.stopping.load(Ordering::Acquire) {
+            Err(std::io::Error::from_raw_os_error(libc::EPIPE))
+        } else {
+            spawn(job, stack, &self.announced[slot])
+        };
+        let mut b = self.books();
+        b.in_flight -= 1;
+        match result {
+            Ok(pid) => {
+                b.children.insert(pid);
+                b.exited.remove(&pid); // a reused pid names a new group
+                                       // Inside a PID namespace the reply carries the child's credentials, which the
+                                       // kernel translates into the pid the host sees. The child cannot have been
+                                       // reaped yet (see `Launcher::reap`), so its pid still exists.
+                let creds = self.in_namespace.then_some(pid);
+                self.send(Event::Spawned { req, pid, host_pid: pid, errno: 0 }, creds);
+            }
+            Err(e) => {
+                let errno = e.raw_os_error().unwrap_or(libc::EIO);
+                self.send(Event::Spawned { req, pid: -1, host_pid: -1, errno }, None);
+            }
+        }
+        self.announced[slot].store(0, Ordering::SeqCst);
+    }
+}
+
+/// Forks and execs `job`'s program; the child's socket is closed here once the child has it.
+fn spawn(job: Job, stack: &mut sys::child::ChildStack, announce: &AtomicI32) -> std::io::Result<i32> {
+    let opt = |b: &[u8]| if b.is_empty() { Ok(None) } else { cstring(b).map(Some) };
+    let f = job.flags;
+    let spec = ChildSpec {
+        program: cstring(&job.program)?,
+        argv: job.argv.iter().map(|a| cstring(a)).collect::<Result<_, _>>()?,
+        envp: job.envp.iter().map(|a| cstring(a)).collect::<Result<_, _>>()?,
+        cwd: opt(&job.cwd)?,
+        cd: opt(&job.cd)?,
+        io: job.io,
+        layout: if f & flags::NOUSE_STDIO != 0 { Layout::Fd34 } else { Layout::Stdio },
+        reads: f & flags::READS != 0,
+        writes: f & flags::WRITES != 0,
+        stderr_to_stdout: f & flags::STDERR_TO_STDOUT != 0,
+        death_signal: Some(sys::signal::SIGKILL),
+    };
+    sys::child::fork_exec(&spec, stack, announce)
+}
+
+struct Launcher {
+    shared: Arc<Shared>,
+    jobs: Option<mpsc::Sender<Job>>,
+    cgroup: Option<std::path::PathBuf>,
     ladders: HashMap<i32, Ladder>,
     /// Ladder deadlines, earliest first; an entry that no longer matches its ladder is stale.
     due: BinaryHeap<Reverse<(Instant, i32)>>,
     buf: Vec<u8>,
     fds: VecDeque<OwnedFd>,
+    /// The main loop's own child stack, for spawns while nothing else runs.
     stack: sys::child::ChildStack,
 }
 
@@ -62,24 +195,44 @@ pub(crate) fn run(sock: OwnedFd) -> i32 {
             return 1;
         }
     };
-    let mut l = Launcher {
+    let shared = Arc::new(Shared {
         sock,
         in_namespace,
+        books: Mutex::new(Books::default()),
+        stopping: AtomicBool::new(false),
+        announced: std::array::from_fn(|_| AtomicI32::new(0)),
+    });
+    let (tx, rx) = mpsc::channel::<Job>();
+    let rx = Arc::new(Mutex::new(rx));
+    for i in 0..SPAWNERS {
+        let (shared, rx) = (shared.clone(), rx.clone());
+        // A child's death signal fires when the *thread* that forked it ends: spawners live as
+        // long as the launcher.
+        if let Err(e) = std::thread::Builder::new().name(format!("spawner-{i}")).spawn(move || spawner(shared, rx, i)) {
+            eprintln!("beamport launcher: cannot start a spawner: {e}");
+            return 1;
+        }
+    }
+    let mut l = Launcher {
+        shared,
+        jobs: Some(tx),
         cgroup,
-        children: HashMap::new(),
-        exited: HashSet::new(),
         ladders: HashMap::new(),
         due: BinaryHeap::new(),
         buf: Vec::new(),
         fds: VecDeque::new(),
         stack: sys::child::ChildStack::new(),
     };
+    let mut deferred = false;
     loop {
-        let timeout = l.next_deadline().map(|d| d.saturating_duration_since(Instant::now()));
+        let mut timeout = l.next_deadline().map(|d| d.saturating_duration_since(Instant::now()));
+        if deferred {
+            timeout = Some(timeout.map_or(REAP_RETRY, |t| t.min(REAP_RETRY)));
+        }
         let ts =
             timeout.map(|t| rustix::time::Timespec { tv_sec: t.as_secs() as i64, tv_nsec: t.subsec_nanos() as i64 });
         let mut pfds = [
-            rustix::event::PollFd::new(&l.sock, rustix::event::PollFlags::IN),
+            rustix::event::PollFd::new(&l.shared.sock, rustix::event::PollFlags::IN),
             rustix::event::PollFd::new(&sigfd, rustix::event::PollFlags::IN),
         ];
         match rustix::event::poll(&mut pfds, ts.as_ref()) {
@@ -90,9 +243,9 @@ pub(crate) fn run(sock: OwnedFd) -> i32 {
             }
         }
         let (sock_ready, sig_ready) = (!pfds[0].revents().is_empty(), !pfds[1].revents().is_empty());
-        if sig_ready {
-            let sigs = sys::signal::read_signals(&sigfd);
-            l.reap();
+        if sig_ready || deferred {
+            let sigs = if sig_ready { sys::signal::read_signals(&sigfd) } else { Vec::new() };
+            deferred = l.reap();
             if sigs.iter().any(|&s| s != sys::signal::SIGCHLD) {
                 break;
             }
@@ -116,7 +269,7 @@ impl Launcher {
     /// a bound on them keeps exits and ladders served during a burst.
     fn read_requests(&mut self) -> bool {
         for _ in 0..64 {
-            match sys::msg::recv_some(self.sock.as_fd(), &mut self.buf, &mut self.fds, true) {
+            match sys::msg::recv_some(self.shared.sock.as_fd(), &mut self.buf, &mut self.fds, true) {
                 Ok((0, _)) => return false,
                 Ok(_) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return true,
@@ -134,36 +287,45 @@ impl Launcher {
 
     fn handle(&mut self, req: Request) {
         match req {
-            Request::Spawn { req, flags: f, program, argv, envp, cwd, cd } => {
-                let io = self.fds.pop_front();
-                let (pid, errno) = match io {
-                    None => (-1, libc::EBADF),
-                    Some(io) => match self.spawn(f, &program, &argv, &envp, &cwd, &cd, io) {
-                        Ok(pid) => {
-                            self.children.insert(pid, ());
-                            self.exited.remove(&pid); // a reused pid names a new group
-                            (pid, 0)
-                        }
-                        Err(e) => (-1, e.raw_os_error().unwrap_or(libc::EIO)),
-                    },
+            Request::Spawn { req, flags, program, argv, envp, cwd, cd } => {
+                let Some(io) = self.fds.pop_front() else {
+                    let _b = self.shared.books();
+                    self.shared.send(Event::Spawned { req, pid: -1, host_pid: -1, errno: libc::EBADF }, None);
+                    return;
                 };
-                // Inside a PID namespace the reply carries the child's credentials, which the
-                // kernel translates into the pid the host sees.
-                let creds = (self.in_namespace && errno == 0).then_some(pid);
-                let ev = Event::Spawned { req, pid, host_pid: pid, errno };
-                let _ = sys::msg::send_all_as(self.sock.as_fd(), &ev.encode(), None, creds);
+                let idle = {
+                    let mut b = self.shared.books();
+                    b.in_flight += 1;
+                    b.in_flight == 1 && b.children.is_empty()
+                };
+                let job = Job { req, flags, program, argv, envp, cwd, cd, io };
+                if idle {
+                    // Nothing else runs: a spawner would only add a thread hop (a wake-up) to a
+                    // one-at-a-time caller's every spawn. Fork here.
+                    self.shared.start(job, &mut self.stack, SPAWNERS);
+                    return;
+                }
+                // The spawners are gone only when the host is: the job's socket closes with it.
+                let sent = self.jobs.as_ref().is_some_and(|tx| tx.send(job).is_ok());
+                if !sent {
+                    let mut b = self.shared.books();
+                    b.in_flight -= 1;
+                    self.shared.send(Event::Spawned { req, pid: -1, host_pid: -1, errno: libc::EPIPE }, None);
+                }
             }
             Request::Signal { pid, sig, group } => {
-                let known = self.children.contains_key(&pid) || self.ladders.contains_key(&pid);
-                if known || (group && self.exited.contains(&pid)) {
+                let b = self.shared.books();
+                let known = b.children.contains(&pid) || self.ladders.contains_key(&pid);
+                if known || (group && b.exited.contains(&pid)) {
                     let _ = if group { sys::signal::kill_group(pid, sig) } else { sys::signal::kill(pid, sig) };
                 }
             }
             Request::Release { pid, term_ms, kill_ms } => {
                 // A child that exited may have left members in its group, which may hold the
                 // port's socket: they get the ladder too.
-                let leftovers = self.exited.remove(&pid) && sys::signal::kill_group(pid, 0).is_ok();
-                if self.children.contains_key(&pid) || leftovers {
+                let mut b = self.shared.books();
+                let leftovers = b.exited.remove(&pid) && sys::signal::kill_group(pid, 0).is_ok();
+                if b.children.contains(&pid) || leftovers {
                     let term_at = Instant::now() + Duration::from_millis(term_ms.into());
                     let kill_at = term_at + Duration::from_millis(kill_ms.into());
                     self.ladders.insert(pid, Ladder { term_at, kill_at, termed: false });
@@ -173,51 +335,24 @@ impl Launcher {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn spawn(
-        &mut self,
-        f: u32,
-        program: &[u8],
-        argv: &[Vec<u8>],
-        envp: &[Vec<u8>],
-        cwd: &[u8],
-        cd: &[u8],
-        io: OwnedFd,
-    ) -> std::io::Result<i32> {
-        let opt = |b: &[u8]| if b.is_empty() { Ok(None) } else { cstring(b).map(Some) };
-        let spec = ChildSpec {
-            program: cstring(program)?,
-            argv: argv.iter().map(|a| cstring(a)).collect::<Result<_, _>>()?,
-            envp: envp.iter().map(|a| cstring(a)).collect::<Result<_, _>>()?,
-            cwd: opt(cwd)?,
-            cd: opt(cd)?,
-            io,
-            layout: if f & flags::NOUSE_STDIO != 0 { Layout::Fd34 } else { Layout::Stdio },
-            reads: f & flags::READS != 0,
-            writes: f & flags::WRITES != 0,
-            stderr_to_stdout: f & flags::STDERR_TO_STDOUT != 0,
-            death_signal: Some(sys::signal::SIGKILL),
-        };
-        sys::child::fork_exec(&spec, &mut self.stack)
-    }
-
-    fn reply(&self, ev: Event) {
-        let _ = sys::msg::send_all(self.sock.as_fd(), &ev.encode(), None);
-    }
-
-    fn reap(&mut self) {
-        while let Some((pid, status)) = sys::signal::reap_any() {
-            if self.children.remove(&pid).is_some() {
-                // Once its leader is reaped a group can only shrink: if it is empty now, the
-                // host need not hand it to a ladder later.
-                let group_left = sys::signal::kill_group(pid, 0).is_ok();
-                if group_left && !self.ladders.contains_key(&pid) {
-                    self.exited.insert(pid);
-                }
-                self.reply(Event::Exited { pid, status, group_left });
+    /// Reaps what exited; true if a child was left for later because its spawner has not
+    /// registered it yet (it exited within microseconds of its exec: the main loop retries
+    /// shortly). Exited children are looked at before they are reaped, so that a child is
+    /// never reaped unregistered: its spawner's reply needs its pid to still exist (the
+    /// `SCM_CREDENTIALS` translation), and its exit must be reported after that reply.
+    fn reap(&mut self) -> bool {
+        while let Some(pid) = sys::signal::peek_exited() {
+            let mut b = self.shared.books();
+            if !b.children.contains(&pid) && self.shared.announced.iter().any(|a| a.load(Ordering::SeqCst) == pid) {
+                return true;
             }
-            // A released child that exited keeps its ladder: its group may live on.
+            let Some(status) = sys::signal::reap_pid(pid) else { continue };
+            if b.children.remove(&pid) {
+                // A released child that exited keeps its ladder: its group may live on.
+                self.shared.child_exited(&mut b, pid, status, self.ladders.contains_key(&pid));
+            } // else an orphan we adopted as subreaper
         }
+        false
     }
 
     fn run_ladders(&mut self) {
@@ -244,6 +379,13 @@ impl Launcher {
 
     /// The host is gone: every descendant gets SIGTERM now and SIGKILL shortly after.
     fn host_gone(&mut self, sigfd: &OwnedFd) {
+        // No new children; let the spawns under way finish, so that the sweep reaches them.
+        self.shared.stopping.store(true, Ordering::Release);
+        self.jobs = None;
+        let deadline = Instant::now() + HOST_GONE_KILL_AFTER;
+        while self.shared.books().in_flight > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
         self.signal_all(sys::signal::SIGTERM);
         let deadline = Instant::now() + HOST_GONE_KILL_AFTER;
         while Instant::now() < deadline {
@@ -257,7 +399,7 @@ impl Launcher {
         // A killed parent's escaped children are re-parented to us (the subreaper) only as it
         // dies, possibly after the scan above: keep killing what arrives until none is left.
         let deadline = Instant::now() + HOST_GONE_KILL_AFTER;
-        while !self.in_namespace && self.has_descendants() && Instant::now() < deadline {
+        while !self.shared.in_namespace && self.has_descendants() && Instant::now() < deadline {
             for pid in orphans() {
                 let _ = sys::signal::kill(pid, sys::signal::SIGKILL);
             }
@@ -278,12 +420,13 @@ impl Launcher {
     }
 
     fn signal_all(&self, sig: i32) {
-        if self.in_namespace {
+        if self.shared.in_namespace {
             // PID 1 of the namespace: -1 reaches every other process in it, escapees included.
             let _ = sys::signal::kill(-1, sig);
             return;
         }
-        for &pid in self.children.keys().chain(self.ladders.keys()) {
+        let b = self.shared.books();
+        for &pid in b.children.iter().chain(self.ladders.keys()) {
             let _ = sys::signal::kill_group(pid, sig);
         }
         // Descendants that escaped their group were re-parented to us (subreaper).

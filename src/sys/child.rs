@@ -41,6 +41,7 @@ fn ptrs(v: &[CString]) -> Vec<*const libc::c_char> {
 /// Pointers the child reads; everything they point to is owned by the caller's frame.
 struct Shared<'a> {
     spec: &'a ChildSpec,
+    announce: &'a std::sync::atomic::AtomicI32,
     argv: Vec<*const libc::c_char>,
     envp: Vec<*const libc::c_char>,
     cd_msg: Vec<u8>,
@@ -59,13 +60,20 @@ impl ChildStack {
 /// Forks and execs `spec` the way `posix_spawn` does (`clone(CLONE_VM | CLONE_VFORK)`: no
 /// page-table copy, the launcher waits until the child has exec'd); returns the child's pid.
 /// Exec failures show up later as the child's exit status (`errno`), as in OTP.
-pub(crate) fn fork_exec(spec: &ChildSpec, stack: &mut ChildStack) -> io::Result<i32> {
+///
+/// Before it execs, the child stores its pid in `announce`: from then on it may exit and be
+/// seen by a reaper on another thread, which must know it is a child being registered.
+pub(crate) fn fork_exec(
+    spec: &ChildSpec,
+    stack: &mut ChildStack,
+    announce: &std::sync::atomic::AtomicI32,
+) -> io::Result<i32> {
     let mut cd_msg = b"spawn: Could not cd to ".to_vec();
     if let Some(cd) = &spec.cd {
         cd_msg.extend_from_slice(cd.as_bytes());
     }
     cd_msg.extend_from_slice(b"\r\n");
-    let shared = Shared { spec, argv: ptrs(&spec.argv), envp: ptrs(&spec.envp), cd_msg };
+    let shared = Shared { spec, announce, argv: ptrs(&spec.argv), envp: ptrs(&spec.envp), cd_msg };
     let stack = &mut stack.0;
     // The stack grows down on every Linux target beamport supports; keep it 16-byte aligned.
     let top = (stack.as_mut_ptr() as usize + stack.len()) & !15;
@@ -97,6 +105,8 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
     unsafe {
         let sh = &*(arg as *const Shared<'_>);
         let spec = sh.spec;
+        // Before anything can make it exit: an atomic store in memory the launcher shares.
+        sh.announce.store(libc::getpid(), std::sync::atomic::Ordering::SeqCst);
         let mut empty: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut empty);
         libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());

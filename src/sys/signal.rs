@@ -66,6 +66,25 @@ pub(crate) fn reap_any() -> Option<(i32, i32)> {
     (pid > 0).then_some((pid, status))
 }
 
+/// The pid of an exited child, left unreaped (`waitid(WNOWAIT)`), or `None` if none exited.
+pub(crate) fn peek_exited() -> Option<i32> {
+    // SAFETY: an all-zero `siginfo_t` is valid; `waitid` fills it or leaves `si_pid` 0.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `info` is a valid out-pointer for `waitid`.
+    let r = unsafe { libc::waitid(libc::P_ALL, 0, &mut info, libc::WEXITED | libc::WNOHANG | libc::WNOWAIT) };
+    // SAFETY: `waitid` succeeded, so `info` holds a SIGCHLD record (or zeros).
+    let pid = if r == 0 { unsafe { info.si_pid() } } else { 0 };
+    (pid > 0).then_some(pid)
+}
+
+/// Reaps `pid` if it has exited: `Some(raw_status)`.
+pub(crate) fn reap_pid(pid: i32) -> Option<i32> {
+    let mut status = 0;
+    // SAFETY: `status` is a valid out-pointer.
+    let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+    (r == pid).then_some(status)
+}
+
 /// Reaps every exited child; true while children (exited or not) remain.
 pub(crate) fn reap_all_children_remain() -> bool {
     loop {
