@@ -11,7 +11,7 @@
 
 mod helpers;
 
-use std::io::{Read, Write};
+use std::io::{BufRead, Read, Write};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -320,4 +320,35 @@ fn open_sigkilled_leaves_no_sleep() {
     tree.wait_for(&["1001", "1002", "1003"]);
     kill(open.pid(), libc::SIGKILL);
     tree.assert_gone("beamport open SIGKILLed");
+}
+
+/// A host that exits while its launcher has children forked on a spawner thread: those
+/// children get SIGTERM first, as every other child does (a child's death signal fires when
+/// the thread that forked it ends, so the spawner threads must outlive the sweep).
+#[test]
+fn children_forked_while_others_run_get_sigterm_first_when_the_host_exits() {
+    let mark = std::env::temp_dir().join(format!("beamport-term-first-{}", std::process::id()));
+    let _ = std::fs::remove_file(&mark);
+    let script = format!("trap 'echo TERM > {}; exit 0' TERM; sleep 1007 & wait", mark.display());
+    let mut cmd = Command::new(helpers::example("busy_host"));
+    cmd.args(["/bin/sh", "-c", &script]).stdin(Stdio::piped()).stdout(Stdio::piped());
+    let mut host = Guard::spawn(&mut cmd);
+    let mut line = String::new();
+    std::io::BufReader::new(host.stdout()).read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "ready");
+    drop(host.stdin()); // main returns
+    assert!(host.wait().success());
+    let termed = helpers::wait_until(DEADLINE, || std::fs::read_to_string(&mark).is_ok_and(|s| s.trim() == "TERM"));
+    let _ = std::fs::remove_file(&mark);
+    assert!(termed, "the program was not sent SIGTERM");
+    for sleep in ["1006", "1007"] {
+        assert!(helpers::wait_until(DEADLINE, || !sleep_alive(sleep)), "sleep {sleep} outlived its host");
+    }
+}
+
+/// Whether a `sleep ARG` process runs (zombies aside).
+fn sleep_alive(arg: &str) -> bool {
+    let Ok(dir) = std::fs::read_dir("/proc") else { return false };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .any(|pid| helpers::alive(pid) && helpers::cmdline(pid) == format!("sleep {arg}"))
 }

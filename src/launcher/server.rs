@@ -161,7 +161,7 @@ fn spawn(job: Job, stack: &mut sys::child::ChildStack, announce: &AtomicI32) -> 
 
 struct Launcher {
     shared: Arc<Shared>,
-    jobs: Option<mpsc::Sender<Job>>,
+    jobs: mpsc::Sender<Job>,
     cgroup: Option<std::path::PathBuf>,
     ladders: HashMap<i32, Ladder>,
     /// Ladder deadlines, earliest first; an entry that no longer matches its ladder is stale.
@@ -215,7 +215,7 @@ pub(crate) fn run(sock: OwnedFd) -> i32 {
     }
     let mut l = Launcher {
         shared,
-        jobs: Some(tx),
+        jobs: tx,
         cgroup,
         ladders: HashMap::new(),
         due: BinaryHeap::new(),
@@ -306,7 +306,7 @@ impl Launcher {
                     return;
                 }
                 // The spawners are gone only when the host is: the job's socket closes with it.
-                let sent = self.jobs.as_ref().is_some_and(|tx| tx.send(job).is_ok());
+                let sent = self.jobs.send(job).is_ok();
                 if !sent {
                     let mut b = self.shared.books();
                     b.in_flight -= 1;
@@ -380,8 +380,9 @@ impl Launcher {
     /// The host is gone: every descendant gets SIGTERM now and SIGKILL shortly after.
     fn host_gone(&mut self, sigfd: &OwnedFd) {
         // No new children; let the spawns under way finish, so that the sweep reaches them.
+        // The spawner threads stay: a child's death signal (SIGKILL) fires when the thread
+        // that forked it ends, which must not cut the SIGTERM-first sweep below short.
         self.shared.stopping.store(true, Ordering::Release);
-        self.jobs = None;
         let deadline = Instant::now() + HOST_GONE_KILL_AFTER;
         while self.shared.books().in_flight > 0 && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(1));
