@@ -17,7 +17,7 @@ use bytes::BytesMut;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
 
-use crate::launcher::proto::{Event, Request};
+use crate::launcher::proto::{Event, Request, SpawnSpec};
 use crate::port::{self, Port};
 use crate::sys;
 use crate::sys::start::Isolation;
@@ -242,24 +242,13 @@ impl Engine {
     /// `open_port` does with its forker: the launcher's reply reaches the port later
     /// ([`Port::on_spawned`] or [`Port::on_spawn_failed`]), so a caller opening many ports
     /// keeps many spawns in flight. Fails only if the request cannot be sent.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn spawn(
-        &self,
-        port: &Port,
-        flags: u32,
-        program: Vec<u8>,
-        argv: Vec<Vec<u8>>,
-        envp: Vec<Vec<u8>>,
-        cwd: Vec<u8>,
-        cd: Vec<u8>,
-        child: OwnedFd,
-    ) -> io::Result<()> {
+    pub(crate) fn spawn(&self, port: &Port, spec: SpawnSpec, child: OwnedFd) -> io::Result<()> {
         if self.launcher_gone.load(Ordering::Acquire) {
             return Err(io::Error::from_raw_os_error(libc::EPIPE));
         }
         let req = self.next_req.fetch_add(1, Ordering::Relaxed);
         self.pending.lock().expect("pending").insert(req, port.clone());
-        let msg = Request::Spawn { req, flags, program, argv, envp, cwd, cd }.encode();
+        let msg = Request::Spawn { req, spec }.encode();
         let sent = {
             let _g = self.send_lock.lock().expect("send lock");
             sys::msg::send_all(self.sock.as_fd(), &msg, Some(child.as_fd()))

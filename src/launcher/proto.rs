@@ -5,12 +5,26 @@
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Request {
     /// Fork and exec a child; one fd (the child's end of the port socket) travels with it.
-    Spawn { req: u64, flags: u32, program: Vec<u8>, argv: Vec<Vec<u8>>, envp: Vec<Vec<u8>>, cwd: Vec<u8>, cd: Vec<u8> },
+    Spawn { req: u64, spec: SpawnSpec },
     /// Send `sig` to a child (or to its process group).
     Signal { pid: i32, sig: i32, group: bool },
     /// The port is gone: after `term_ms` send SIGTERM to the child's group, after `kill_ms`
     /// more SIGKILL (the kill ladder).
     Release { pid: i32, term_ms: u32, kill_ms: u32 },
+}
+
+/// What a spawn request says about the child to start.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct SpawnSpec {
+    /// [`flags`] bits.
+    pub flags: u32,
+    pub program: Vec<u8>,
+    pub argv: Vec<Vec<u8>>,
+    pub envp: Vec<Vec<u8>>,
+    /// The host's working directory, which the child starts in.
+    pub cwd: Vec<u8>,
+    /// `{:cd, dir}`, or empty.
+    pub cd: Vec<u8>,
 }
 
 /// Launcher → host.
@@ -101,9 +115,9 @@ impl<'a> Reader<'a> {
 impl Request {
     pub(crate) fn encode(&self) -> Vec<u8> {
         match self {
-            Request::Spawn { req, flags, program, argv, envp, cwd, cd } => {
+            Request::Spawn { req, spec: s } => {
                 let mut w = Writer::new(1);
-                w.u64(*req).u32(*flags).bytes(program).list(argv).list(envp).bytes(cwd).bytes(cd);
+                w.u64(*req).u32(s.flags).bytes(&s.program).list(&s.argv).list(&s.envp).bytes(&s.cwd).bytes(&s.cd);
                 w.finish()
             }
             Request::Signal { pid, sig, group } => {
@@ -126,12 +140,14 @@ impl Request {
         Some(match tag {
             1 => Request::Spawn {
                 req: r.u64()?,
-                flags: r.u32()?,
-                program: r.bytes()?,
-                argv: r.list()?,
-                envp: r.list()?,
-                cwd: r.bytes()?,
-                cd: r.bytes()?,
+                spec: SpawnSpec {
+                    flags: r.u32()?,
+                    program: r.bytes()?,
+                    argv: r.list()?,
+                    envp: r.list()?,
+                    cwd: r.bytes()?,
+                    cd: r.bytes()?,
+                },
             },
             2 => Request::Signal { pid: r.i32()?, sig: r.i32()?, group: r.u32()? != 0 },
             3 => Request::Release { pid: r.i32()?, term_ms: r.u32()?, kill_ms: r.u32()? },
@@ -192,12 +208,14 @@ mod tests {
         let reqs = vec![
             Request::Spawn {
                 req: 7,
-                flags: flags::READS | flags::WRITES,
-                program: b"/bin/sh".to_vec(),
-                argv: vec![b"sh".to_vec(), b"-c".to_vec(), b"exec cat".to_vec()],
-                envp: vec![b"A=1".to_vec()],
-                cwd: b"/".to_vec(),
-                cd: vec![],
+                spec: SpawnSpec {
+                    flags: flags::READS | flags::WRITES,
+                    program: b"/bin/sh".to_vec(),
+                    argv: vec![b"sh".to_vec(), b"-c".to_vec(), b"exec cat".to_vec()],
+                    envp: vec![b"A=1".to_vec()],
+                    cwd: b"/".to_vec(),
+                    cd: vec![],
+                },
             },
             Request::Signal { pid: 5, sig: 15, group: true },
             Request::Release { pid: 5, term_ms: 10, kill_ms: 20 },

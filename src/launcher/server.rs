@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::proto::{flags, Event, Request};
+use super::proto::{flags, Event, Request, SpawnSpec};
 use crate::sys;
 use crate::sys::child::{cstring, ChildSpec, Layout};
 
@@ -87,12 +87,7 @@ impl Shared {
 /// One spawn request, with the socket the child talks on.
 struct Job {
     req: u64,
-    flags: u32,
-    program: Vec<u8>,
-    argv: Vec<Vec<u8>>,
-    envp: Vec<Vec<u8>>,
-    cwd: Vec<u8>,
-    cd: Vec<u8>,
+    spec: SpawnSpec,
     io: OwnedFd,
 }
 
@@ -142,13 +137,13 @@ impl Shared {
 /// Forks and execs `job`'s program; the child's socket is closed here once the child has it.
 fn spawn(job: Job, stack: &mut sys::child::ChildStack, announce: &AtomicI32) -> std::io::Result<i32> {
     let opt = |b: &[u8]| if b.is_empty() { Ok(None) } else { cstring(b).map(Some) };
-    let f = job.flags;
+    let (s, f) = (&job.spec, job.spec.flags);
     let spec = ChildSpec {
-        program: cstring(&job.program)?,
-        argv: job.argv.iter().map(|a| cstring(a)).collect::<Result<_, _>>()?,
-        envp: job.envp.iter().map(|a| cstring(a)).collect::<Result<_, _>>()?,
-        cwd: opt(&job.cwd)?,
-        cd: opt(&job.cd)?,
+        program: cstring(&s.program)?,
+        argv: s.argv.iter().map(|a| cstring(a)).collect::<Result<_, _>>()?,
+        envp: s.envp.iter().map(|a| cstring(a)).collect::<Result<_, _>>()?,
+        cwd: opt(&s.cwd)?,
+        cd: opt(&s.cd)?,
         io: job.io,
         layout: if f & flags::NOUSE_STDIO != 0 { Layout::Fd34 } else { Layout::Stdio },
         reads: f & flags::READS != 0,
@@ -287,7 +282,7 @@ impl Launcher {
 
     fn handle(&mut self, req: Request) {
         match req {
-            Request::Spawn { req, flags, program, argv, envp, cwd, cd } => {
+            Request::Spawn { req, spec } => {
                 let Some(io) = self.fds.pop_front() else {
                     let _b = self.shared.books();
                     self.shared.send(Event::Spawned { req, pid: -1, host_pid: -1, errno: libc::EBADF }, None);
@@ -298,7 +293,7 @@ impl Launcher {
                     b.in_flight += 1;
                     b.in_flight == 1 && b.children.is_empty()
                 };
-                let job = Job { req, flags, program, argv, envp, cwd, cd, io };
+                let job = Job { req, spec, io };
                 if idle {
                     // Nothing else runs: a spawner would only add a thread hop (a wake-up) to a
                     // one-at-a-time caller's every spawn. Fork here.

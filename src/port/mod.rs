@@ -781,7 +781,8 @@ impl Port {
             return Err(OpenError::Exited(me.exit_reason().unwrap_or(Reason::Noproc)));
         }
         // The launcher answers later (`on_spawned`): many opens can be in flight at once.
-        if let Err(e) = engine.spawn(&port, flags, program, argv, envp, cwd, cd, child) {
+        let spec = crate::launcher::proto::SpawnSpec { flags, program, argv, envp, cwd, cd };
+        if let Err(e) = engine.spawn(&port, spec, child) {
             process::remove_link(me.pid(), &Id::Port(port.clone()));
             port.abandon(&mut port.lock());
             return Err(OpenError::system(e));
