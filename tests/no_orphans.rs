@@ -329,7 +329,9 @@ fn open_sigkilled_leaves_no_sleep() {
 fn children_forked_while_others_run_get_sigterm_first_when_the_host_exits() {
     let mark = std::env::temp_dir().join(format!("beamport-term-first-{}", std::process::id()));
     let _ = std::fs::remove_file(&mark);
-    let script = format!("trap 'echo TERM > {}; exit 0' TERM; sleep 1007 & wait", mark.display());
+    // The handler takes a moment: a SIGKILL right after the SIGTERM (the bug this guards
+    // against) cuts it short.
+    let script = format!("trap 'sleep 0.2; echo TERM > {}; exit 0' TERM; echo up; sleep 1007 & wait", mark.display());
     let mut cmd = Command::new(helpers::example("busy_host"));
     cmd.args(["/bin/sh", "-c", &script]).stdin(Stdio::piped()).stdout(Stdio::piped());
     let mut host = Guard::spawn(&mut cmd);

@@ -229,8 +229,12 @@ pub fn example(name: &'static str) -> PathBuf {
     let mut built = BUILT.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
     if !built.contains(&name) {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        // Into the profile directory this test binary runs from (`cargo test --release`
+        // looks for its examples in target/release).
+        let profile: &[&str] = if cfg!(debug_assertions) { &[] } else { &["--release"] };
         let st = Command::new(cargo)
             .args(["build", "--quiet", "--example", name])
+            .args(profile)
             .current_dir(dir)
             .status()
             .expect("run cargo build --example");
