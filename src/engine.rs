@@ -209,9 +209,13 @@ impl Engine {
         let now = Instant::now();
         let due: Vec<u64> = {
             let mut lent = self.lent.lock().expect("lent ports");
-            let due: Vec<u64> = lent.iter().filter(|(_, t)| now - **t >= LEND_FOR).map(|(id, _)| *id).collect();
-            due.iter().for_each(|id| {
-                lent.remove(id);
+            let mut due = Vec::new();
+            lent.retain(|&id, &mut t| {
+                let keep = now - t < LEND_FOR;
+                if !keep {
+                    due.push(id);
+                }
+                keep
             });
             if let Some(first) = lent.values().min() {
                 self.lent_timer_armed.store(true, Ordering::Release);

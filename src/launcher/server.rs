@@ -64,11 +64,7 @@ impl Shared {
 
     /// Sends `ev`; the caller holds the books' lock.
     fn send(&self, ev: Event, creds: Option<i32>) {
-        let _ = self.try_send(&ev, creds);
-    }
-
-    fn try_send(&self, ev: &Event, creds: Option<i32>) -> std::io::Result<()> {
-        sys::msg::send_all_as(self.sock.as_fd(), &ev.encode(), None, creds)
+        let _ = sys::msg::send_all_as(self.sock.as_fd(), &ev.encode(), None, creds);
     }
 
     /// A registered child was reaped: report it. `laddered`: the host already handed it to a

@@ -514,28 +514,22 @@ fn spin_poll(fd: BorrowedFd<'_>, wake: BorrowedFd<'_>, spin: Duration) -> Option
         return None;
     }
     let start = Instant::now();
-    loop {
+    let seen = loop {
         match sys::fd::poll_two(fd, wake, Some(Duration::ZERO)) {
-            Ok((r, w)) if r.readable => {
-                SPIN_LUCK.set((0, 0));
-                return Some((r, w));
-            }
-            Ok((r, true)) => {
-                // A message from elsewhere: the spin was not for it, so it counts as a miss
-                // (an owner of many ports, served by the reactor, soon stops spinning).
-                let misses = misses + 1;
-                SPIN_LUCK.set(if misses >= SPIN_MISSES { (0, SPIN_REST) } else { (misses, 0) });
-                return Some((r, true));
-            }
-            Err(_) => return None,
-            Ok(_) if start.elapsed() >= spin => {
-                let misses = misses + 1;
-                SPIN_LUCK.set(if misses >= SPIN_MISSES { (0, SPIN_REST) } else { (misses, 0) });
-                return None;
-            }
-            Ok(_) => std::hint::spin_loop(),
+            Ok((r, w)) if r.readable || w => break Some((r, w)),
+            Ok(_) if start.elapsed() < spin => std::hint::spin_loop(),
+            Ok(_) | Err(_) => break None,
         }
-    }
+    };
+    // Only the port's own reply is a hit: a message from elsewhere (the wake eventfd) counts
+    // as a miss, so an owner of many ports, served by the reactor, soon stops spinning.
+    let hit = seen.is_some_and(|(r, _)| r.readable);
+    SPIN_LUCK.set(match (hit, misses + 1) {
+        (true, _) => (0, 0),
+        (false, m) if m >= SPIN_MISSES => (0, SPIN_REST),
+        (false, m) => (m, 0),
+    });
+    seen
 }
 
 /// Makes `port` this thread's direct candidate; true if it already was.
