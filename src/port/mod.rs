@@ -1365,7 +1365,9 @@ impl Port {
                     if !own {
                         st.rbuf = shared.split();
                     }
-                    self.deliver_frames(st, false);
+                    self.deliver_frames(st, false, |to, m| {
+                        process::deliver(to, m);
+                    });
                     if short_ok && n < room {
                         return after;
                     }
@@ -1384,7 +1386,8 @@ impl Port {
         }
     }
 
-    fn deliver_frames(&self, st: &mut State, at_eof: bool) {
+    /// Decodes what `rbuf` holds (all of it at EOF) and hands each frame's message to `out`.
+    fn deliver_frames(&self, st: &mut State, at_eof: bool, mut out: impl FnMut(Pid, Message)) {
         let list = !self.0.settings.binary;
         loop {
             let frame = if at_eof { st.decoder.decode_eof(&mut st.rbuf) } else { st.decoder.decode(&mut st.rbuf) };
@@ -1392,7 +1395,7 @@ impl Port {
                 Ok(Some(f)) => {
                     let data = frame_to_data(f, list);
                     self.0.unread.fetch_add(data.bytes.len(), Ordering::SeqCst);
-                    process::deliver(st.owner, Message::Port(self.clone(), PortMsg::Data(data)));
+                    out(st.owner, Message::Port(self.clone(), PortMsg::Data(data)));
                 }
                 Ok(None) | Err(_) => break,
             }
@@ -1420,17 +1423,23 @@ impl Port {
             return;
         }
         st.input_done = true;
+        let owner = st.owner;
+        let mut last = Vec::new();
         if self.0.settings.exit_status {
             if let Some(raw) = st.exit {
-                let m = PortMsg::ExitStatus(ExitStatus::from_raw(raw));
-                process::deliver(st.owner, Message::Port(self.clone(), m));
+                last.push(Message::Port(self.clone(), PortMsg::ExitStatus(ExitStatus::from_raw(raw))));
             }
         }
-        self.deliver_frames(st, true);
+        self.deliver_frames(st, true, |_, m| last.push(m));
         if self.0.settings.eof {
-            process::deliver(st.owner, Message::Port(self.clone(), PortMsg::Eof));
+            last.push(Message::Port(self.clone(), PortMsg::Eof));
         } else {
+            // Closed before its last messages go out, still under the lock: an owner that has
+            // them finds the port closed, as before deliveries moved under the lock.
             after.merge(self.begin_close(st, Reason::Normal, false, None));
+        }
+        for m in last {
+            process::deliver(owner, m);
         }
     }
 
