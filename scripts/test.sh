@@ -20,4 +20,12 @@ cargo clippy --all-targets -- -D warnings
 echo "== cargo test"
 cargo build --examples
 cargo test --all-targets
+# Where the host may fork port programs itself (root, PID-namespace tier), the suites above
+# took that path; the launcher forks for everyone else. These run it too.
+doctor=$(cargo run -q --bin beamport -- doctor)
+if [[ "$doctor" == *"by the opening thread"* ]]; then
+  echo "== cargo test, every child forked by the launcher (BEAMPORT_NO_DIRECT=1)"
+  BEAMPORT_NO_DIRECT=1 cargo test --test port_semantics --test fast_paths --test seed --test no_orphans \
+    --test leaks --test direct_spawn --test flow_control --test emfile --test framing_ports
+fi
 cargo test --doc

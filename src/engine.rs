@@ -10,7 +10,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
@@ -25,6 +25,8 @@ use crate::sys::start::Isolation;
 const WAKER: Token = Token(usize::MAX);
 const LAUNCHER: Token = Token(usize::MAX - 1);
 const LENT_TIMER: Token = Token(usize::MAX - 2);
+/// Set in the token of a direct child's pidfd, whose low bits are its port's id.
+const PIDFD_BIT: usize = 1 << 62;
 
 /// How long a port may stay lent to its owner's thread (out of the reactor) without that
 /// thread polling it, before the reactor takes it back.
@@ -47,8 +49,33 @@ pub(crate) struct Engine {
     lent_timer_armed: AtomicBool,
     launcher_gone: AtomicBool,
     cgroup: Option<PathBuf>,
+    /// The launcher's PID namespace, when host threads may fork children into it themselves
+    /// (see [`Engine::spawn_direct`]); `None` when the launcher forks every child.
+    direct: Option<sys::child::PidNamespace>,
+    /// Children a host thread forked and the host has not reaped yet, by port id.
+    children: Mutex<HashMap<u64, DirectChild>>,
+    /// How many such children may live at once: each holds a pidfd, a second fd for its port.
+    direct_cap: usize,
     /// How the launcher was started.
     pub(crate) launcher: LauncherInfo,
+}
+
+/// What [`Engine::spawn_direct`] started.
+pub(crate) struct Spawned {
+    /// The child's pid, as the host sees it.
+    pub pid: i32,
+    /// Its pid in the launcher's namespace.
+    pub ns_pid: i32,
+    /// Readable once the child has exited.
+    pub pidfd: Arc<OwnedFd>,
+}
+
+/// A child forked by a host thread: its pidfd (shared with its port, which polls it while its
+/// owner waits) and its port, which learns of its exit even after it closed.
+struct DirectChild {
+    pidfd: Arc<OwnedFd>,
+    pid: i32,
+    port: Port,
 }
 
 /// What `beamport doctor` reports about the launcher.
@@ -58,6 +85,8 @@ pub(crate) struct LauncherInfo {
     pub isolation: Isolation,
     pub refused: Vec<(Isolation, String)>,
     pub nofile_limit: u64,
+    /// Why host threads cannot fork children themselves, or `None` if they do.
+    pub direct_refused: Option<String>,
 }
 
 static ENGINE: OnceLock<Result<Engine, String>> = OnceLock::new();
@@ -135,6 +164,7 @@ fn start() -> io::Result<Engine> {
     registry.register(&mut SourceFd(&host.as_raw_fd()), LAUNCHER, Interest::READABLE)?;
     let lent_timer = sys::fd::timer()?;
     registry.register(&mut SourceFd(&lent_timer.as_raw_fd()), LENT_TIMER, Interest::READABLE)?;
+    let (direct, direct_refused) = direct_spawning(&started);
     let (out_tx, out_rx) = mpsc::channel::<Request>();
     let engine = Engine {
         registry,
@@ -151,11 +181,17 @@ fn start() -> io::Result<Engine> {
         lent_timer_armed: AtomicBool::new(false),
         launcher_gone: AtomicBool::new(false),
         cgroup,
+        direct,
+        children: Mutex::new(HashMap::new()),
+        // A sixteenth of the fd limit: ports past it spawn through the launcher, at one fd
+        // each, so that the most ports open at once stays within 7 % of the limit.
+        direct_cap: (nofile_limit / 16) as usize,
         launcher: LauncherInfo {
             pid: started.pid,
             isolation: started.isolation,
             refused: started.refused.iter().map(|(i, e)| (*i, e.to_string())).collect(),
             nofile_limit,
+            direct_refused,
         },
     };
     std::thread::Builder::new().name("beamport-launcher-out".into()).spawn(move || {
@@ -174,7 +210,91 @@ fn start() -> io::Result<Engine> {
     Ok(engine)
 }
 
+/// Whether host threads may fork children themselves, into the launcher's PID namespace:
+/// only in that tier (a child there dies with the launcher, whatever happens to the host), and
+/// only if the host may enter it (`CAP_SYS_ADMIN` over it: true for root, not for an
+/// unprivileged host whose launcher made a user namespace). `BEAMPORT_NO_DIRECT` turns it off.
+fn direct_spawning(started: &sys::start::Started) -> (Option<sys::child::PidNamespace>, Option<String>) {
+    if std::env::var_os("BEAMPORT_NO_DIRECT").is_some() {
+        return (None, Some("turned off by BEAMPORT_NO_DIRECT".into()));
+    }
+    if started.isolation != Isolation::PidNamespace {
+        return (
+            None,
+            Some(format!("the launcher's tier is {:?}, not a PID namespace the host may enter", started.isolation)),
+        );
+    }
+    // Checked on a thread of its own: a thread whose children go to another namespace cannot
+    // start threads, should its way back fail.
+    let pid = started.pid;
+    match std::thread::spawn(move || sys::child::PidNamespace::of(pid)).join() {
+        Ok(Ok(ns)) => (Some(ns), None),
+        Ok(Err(e)) => (None, Some(format!("cannot enter the launcher's PID namespace: {e}"))),
+        Err(_) => (None, Some("the check panicked".into())),
+    }
+}
+
+thread_local! {
+    /// The stack this thread's direct children run on until they exec.
+    static CHILD_STACK: std::cell::RefCell<Option<sys::child::ChildStack>> = const { std::cell::RefCell::new(None) };
+}
+
 impl Engine {
+    /// Whether the next port may be forked by its opener's thread ([`Engine::spawn_direct`]).
+    pub(crate) fn direct_ok(&self) -> bool {
+        self.direct.is_some()
+            && !self.launcher_gone.load(Ordering::Acquire)
+            && self.children.lock().expect("children").len() < self.direct_cap
+    }
+
+    /// Forks and execs `spec` on the calling thread, into the launcher's PID namespace, as
+    /// `posix_spawn` would: no request to the launcher, no reply to wait for. The child is
+    /// the host's to reap (through its pidfd, which the reactor watches under `port`'s id,
+    /// once the port is not lent to its owner) and the launcher's to kill when the host is gone.
+    pub(crate) fn spawn_direct(&self, port: &Port, spec: &sys::child::ChildSpec) -> io::Result<Spawned> {
+        let ns = self.direct.as_ref().ok_or_else(|| io::Error::from_raw_os_error(libc::EPIPE))?;
+        if self.launcher_gone.load(Ordering::Acquire) {
+            return Err(io::Error::from_raw_os_error(libc::EPIPE));
+        }
+        let child = CHILD_STACK.with(|s| -> io::Result<_> {
+            let mut s = s.borrow_mut();
+            let stack = s.get_or_insert_with(sys::child::ChildStack::new);
+            let _in_ns = ns.enter()?;
+            sys::child::fork_exec_direct(spec, stack)
+        })?;
+        let pidfd = Arc::new(child.pidfd);
+        self.children
+            .lock()
+            .expect("children")
+            .insert(port.id(), DirectChild { pidfd: pidfd.clone(), pid: child.pid, port: port.clone() });
+        // The reactor watches the pidfd once the port is not lent to its opener any more.
+        Ok(Spawned { pid: child.pid, ns_pid: child.ns_pid, pidfd })
+    }
+
+    /// Lets the reactor reap a direct child (its port's owner stopped polling it).
+    pub(crate) fn watch_pidfd(&self, pidfd: BorrowedFd<'_>, id: u64) -> io::Result<()> {
+        self.registry.register(&mut SourceFd(&pidfd.as_raw_fd()), Token(id as usize | PIDFD_BIT), Interest::READABLE)
+    }
+
+    /// Reaps port `id`'s direct child if it has exited: its raw wait status and whether
+    /// members of its process group outlive it. Whoever sees its pidfd readable calls this.
+    pub(crate) fn reap_direct(&self, id: u64) -> Option<(Port, i32, bool)> {
+        let mut children = self.children.lock().expect("children");
+        let c = children.get(&id)?;
+        let raw = match sys::signal::reap_pidfd(c.pidfd.as_fd()) {
+            Ok(Some(raw)) => raw,
+            Ok(None) => return None,
+            // Not ours to wait for any more (cannot happen: nothing else reaps it).
+            Err(_) => libc::SIGKILL,
+        };
+        let c = children.remove(&id).expect("looked up above");
+        drop(children);
+        // Once its leader is reaped a group can only shrink. (The pidfd leaves the reactor's
+        // epoll by itself when its last holder closes it.)
+        let group_left = sys::signal::kill_group(c.pid, 0).is_ok();
+        Some((c.port, raw, group_left))
+    }
+
     /// Registers a port's socket under its id, for reading only: on a Unix socket every read
     /// by the program would raise a writability edge, so a port asks for those only while
     /// output is queued ([`Engine::want_write`]).
@@ -183,21 +303,30 @@ impl Engine {
         self.registry.register(&mut SourceFd(&fd.as_raw_fd()), Token(id as usize), interest)
     }
 
-    /// Lends a port's socket to its owner's thread: out of the reactor, so that a reply
-    /// wakes only the owner polling it (`Port::wait_direct`). If the owner does not poll it
-    /// within [`LEND_FOR`], the reactor takes it back (`Port::take_back`), so a port's output
-    /// never waits unread for long whatever its owner does.
-    pub(crate) fn lend(&self, fd: BorrowedFd<'_>, id: u64) -> io::Result<()> {
-        self.registry.deregister(&mut SourceFd(&fd.as_raw_fd()))?;
-        self.still_lent(id);
-        Ok(())
+    /// Takes a port's socket out of the reactor: it is lent to its owner's thread, so that a
+    /// reply wakes only the owner polling it (`Port::wait_direct`). The lending is timed
+    /// ([`Engine::still_lent`]): if the owner does not poll within [`LEND_FOR`], the reactor
+    /// takes the port back (`Port::take_back`), so a port's output never waits unread for
+    /// long whatever its owner does.
+    pub(crate) fn deregister(&self, fd: BorrowedFd<'_>) -> io::Result<()> {
+        self.registry.deregister(&mut SourceFd(&fd.as_raw_fd()))
     }
 
-    /// Restarts the lending period of a lent port, which its owner just polled.
+    /// Starts or restarts the lending period of a lent port, which its owner just polled.
     pub(crate) fn still_lent(&self, id: u64) {
-        self.lent.lock().expect("lent ports").insert(id, Instant::now());
+        let mut lent = self.lent.lock().expect("lent ports");
+        lent.insert(id, Instant::now());
         if !self.lent_timer_armed.swap(true, Ordering::AcqRel) {
             let _ = sys::fd::timer_arm(self.lent_timer.as_fd(), LEND_FOR);
+        }
+    }
+
+    /// A lent port went back to the reactor: its lending period ends. The timer stops when no
+    /// port is lent any more, which spares the reactor a wake-up per short-lived port.
+    pub(crate) fn unlend(&self, id: u64) {
+        let mut lent = self.lent.lock().expect("lent ports");
+        if lent.remove(&id).is_some() && lent.is_empty() && self.lent_timer_armed.swap(false, Ordering::AcqRel) {
+            let _ = sys::fd::timer_disarm(self.lent_timer.as_fd());
         }
     }
 
@@ -271,11 +400,12 @@ impl Engine {
         }
     }
 
-    /// Hands a child whose port is gone to the kill ladder.
-    pub(crate) fn release(&self, pid: i32, grace: (Duration, Duration)) {
+    /// Hands a child whose port is gone to the kill ladder. `pid` is as the launcher sees it;
+    /// `direct`: the host forked it, so the launcher has no record of it.
+    pub(crate) fn release(&self, pid: i32, grace: (Duration, Duration), direct: bool) {
         if pid > 0 {
             let ms = |d: Duration| d.as_millis().min(u32::MAX as u128) as u32;
-            self.post(Request::Release { pid, term_ms: ms(grace.0), kill_ms: ms(grace.1) });
+            self.post(Request::Release { pid, term_ms: ms(grace.0), kill_ms: ms(grace.1), foreign: direct });
         }
     }
 
@@ -384,6 +514,11 @@ fn reactor(mut poll: Poll) {
                         }
                     }
                 },
+                Token(t) if t & PIDFD_BIT != 0 => {
+                    if let Some((port, raw, group_left)) = engine.reap_direct((t & !PIDFD_BIT) as u64) {
+                        port.on_child_exit(raw, group_left);
+                    }
+                }
                 Token(t) => {
                     if let Some(p) = port::lookup(t as u64) {
                         if ev.is_writable() || ev.is_error() || ev.is_write_closed() {

@@ -57,6 +57,10 @@ pub mod doctor {
     /// for (tier, why) in &r.refused {
     ///     println!("{tier} refused: {why}"); // stronger tiers this machine does not allow
     /// }
+    /// match &r.direct_spawn {
+    ///     Ok(()) => assert_eq!(r.tier, "pid-namespace"), // host threads fork into it
+    ///     Err(why) => println!("every child is forked by the launcher: {why}"),
+    /// }
     /// ```
     #[derive(Debug, Clone)]
     pub struct Report {
@@ -70,6 +74,11 @@ pub mod doctor {
         pub refused: Vec<(&'static str, String)>,
         /// The fd limit in force (raised to the hard limit at start).
         pub nofile_limit: u64,
+        /// `Ok` if a port's opener forks its program itself, into the launcher's PID
+        /// namespace (as `posix_spawn` would, with a pidfd: two fds per port while the program
+        /// runs, for up to a sixteenth of `nofile_limit` ports at once); else why the launcher
+        /// forks every child (one fd per port, one round trip to the launcher per spawn).
+        pub direct_spawn: Result<(), String>,
     }
 
     fn tier_name(i: crate::sys::start::Isolation) -> &'static str {
@@ -110,6 +119,7 @@ pub mod doctor {
             guarantee,
             refused: l.refused.iter().map(|(i, e)| (tier_name(*i), e.clone())).collect(),
             nofile_limit: l.nofile_limit,
+            direct_spawn: l.direct_refused.clone().map_or(Ok(()), Err),
         })
     }
 }

@@ -91,11 +91,7 @@ fn two_hundred_ports_leave_nothing_behind() {
     // Start the engine and warm every lazy buffer and thread up before measuring.
     let launcher = launcher_pid();
     cycle(0);
-    assert!(
-        wait_until(DEADLINE, || launcher_descendants().is_empty()),
-        "left after warm-up: {:?}",
-        launcher_descendants()
-    );
+    assert!(wait_until(DEADLINE, || port_processes().is_empty()), "left after warm-up: {:?}", port_processes());
     let fds = fd_count();
     let threads = thread_count();
 
@@ -106,9 +102,9 @@ fn two_hundred_ports_leave_nothing_behind() {
 
     let deadline = DEADLINE + Duration::from_secs(1);
     assert!(
-        wait_until(deadline, || launcher_descendants().is_empty()),
-        "children of the launcher ({launcher}) left: {:?}",
-        launcher_descendants()
+        wait_until(deadline, || port_processes().is_empty()),
+        "port programs (launcher {launcher}) left: {:?}",
+        port_processes()
     );
     assert!(
         wait_until(deadline, || fd_count() == fds),

@@ -15,6 +15,10 @@ pub fn run(_args: Args) -> i32 {
                 println!("refused tier:   {tier}: {why}");
             }
             println!("RLIMIT_NOFILE:  {}", r.nofile_limit);
+            match &r.direct_spawn {
+                Ok(()) => println!("spawning:       by the opening thread, into the launcher's PID namespace"),
+                Err(why) => println!("spawning:       by the launcher ({why})"),
+            }
             0
         }
         Err(e) => {

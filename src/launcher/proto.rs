@@ -1,6 +1,8 @@
 //! The launcher's wire protocol: length-prefixed little-endian records on one Unix stream
 //! socket, with the child's socket attached as `SCM_RIGHTS` to each spawn request.
 
+use crate::sys::child::{ChildSpec, Layout};
+
 /// Host → launcher.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Request {
@@ -9,8 +11,9 @@ pub(crate) enum Request {
     /// Send `sig` to a child (or to its process group).
     Signal { pid: i32, sig: i32, group: bool },
     /// The port is gone: after `term_ms` send SIGTERM to the child's group, after `kill_ms`
-    /// more SIGKILL (the kill ladder).
-    Release { pid: i32, term_ms: u32, kill_ms: u32 },
+    /// more SIGKILL (the kill ladder). `foreign`: the host forked the child itself (into the
+    /// launcher's PID namespace), so the launcher has no record of it.
+    Release { pid: i32, term_ms: u32, kill_ms: u32, foreign: bool },
 }
 
 /// What a spawn request says about the child to start.
@@ -25,6 +28,56 @@ pub(crate) struct SpawnSpec {
     pub cwd: Vec<u8>,
     /// `{:cd, dir}`, or empty.
     pub cd: Vec<u8>,
+}
+
+impl SpawnSpec {
+    /// What the forking side needs, with `io` (the child's end of the port's socket); `cwd`:
+    /// whether the child must `chdir` to the host's working directory (not when the host
+    /// forks it itself). Fails with `InvalidInput` on a NUL byte.
+    pub(crate) fn into_child(self, io: std::os::fd::OwnedFd, cwd: bool) -> std::io::Result<ChildSpec> {
+        use crate::sys::child::cstring_from;
+        let opt = |b: Vec<u8>| if b.is_empty() { Ok(None) } else { cstring_from(b).map(Some) };
+        let f = self.flags;
+        Ok(ChildSpec {
+            program: cstring_from(self.program)?,
+            argv: self.argv.into_iter().map(cstring_from).collect::<Result<_, _>>()?,
+            envp: self.envp.into_iter().map(cstring_from).collect::<Result<_, _>>()?,
+            cwd: if cwd { opt(self.cwd)? } else { None },
+            cd: opt(self.cd)?,
+            io,
+            layout: if f & flags::NOUSE_STDIO != 0 { Layout::Fd34 } else { Layout::Stdio },
+            reads: f & flags::READS != 0,
+            writes: f & flags::WRITES != 0,
+            stderr_to_stdout: f & flags::STDERR_TO_STDOUT != 0,
+            // The launcher's children die with it, also outside a PID namespace. (A child the
+            // host forks gets none: the signal would fire when the forking *thread* ends.)
+            death_signal: cwd.then_some(crate::sys::signal::SIGKILL),
+        })
+    }
+
+    /// The spec back from [`SpawnSpec::into_child`], with the child's socket, for the launcher.
+    pub(crate) fn from_child(c: ChildSpec, cwd: Vec<u8>) -> (SpawnSpec, std::os::fd::OwnedFd) {
+        let mut flags = 0;
+        for (on, bit) in [
+            (c.reads, flags::READS),
+            (c.writes, flags::WRITES),
+            (c.layout == Layout::Fd34, flags::NOUSE_STDIO),
+            (c.stderr_to_stdout, flags::STDERR_TO_STDOUT),
+        ] {
+            if on {
+                flags |= bit;
+            }
+        }
+        let spec = SpawnSpec {
+            flags,
+            program: c.program.into_bytes(),
+            argv: c.argv.into_iter().map(|a| a.into_bytes()).collect(),
+            envp: c.envp.into_iter().map(|a| a.into_bytes()).collect(),
+            cwd,
+            cd: c.cd.map(|d| d.into_bytes()).unwrap_or_default(),
+        };
+        (spec, c.io)
+    }
 }
 
 /// Launcher → host.
@@ -125,9 +178,9 @@ impl Request {
                 w.i32(*pid).i32(*sig).u32(*group as u32);
                 w.finish()
             }
-            Request::Release { pid, term_ms, kill_ms } => {
+            Request::Release { pid, term_ms, kill_ms, foreign } => {
                 let mut w = Writer::new(3);
-                w.i32(*pid).u32(*term_ms).u32(*kill_ms);
+                w.i32(*pid).u32(*term_ms).u32(*kill_ms).u32(*foreign as u32);
                 w.finish()
             }
         }
@@ -150,7 +203,7 @@ impl Request {
                 },
             },
             2 => Request::Signal { pid: r.i32()?, sig: r.i32()?, group: r.u32()? != 0 },
-            3 => Request::Release { pid: r.i32()?, term_ms: r.u32()?, kill_ms: r.u32()? },
+            3 => Request::Release { pid: r.i32()?, term_ms: r.u32()?, kill_ms: r.u32()?, foreign: r.u32()? != 0 },
             _ => return None,
         })
     }
@@ -218,7 +271,8 @@ mod tests {
                 },
             },
             Request::Signal { pid: 5, sig: 15, group: true },
-            Request::Release { pid: 5, term_ms: 10, kill_ms: 20 },
+            Request::Release { pid: 5, term_ms: 10, kill_ms: 20, foreign: false },
+            Request::Release { pid: 6, term_ms: 0, kill_ms: 1, foreign: true },
         ];
         let wire: Vec<u8> = reqs.iter().flat_map(|r| r.encode()).collect();
         for cut in 0..wire.len() {

@@ -14,9 +14,8 @@ use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::proto::{flags, Event, Request, SpawnSpec};
+use super::proto::{Event, Request, SpawnSpec};
 use crate::sys;
-use crate::sys::child::{cstring, ChildSpec, Layout};
 
 /// How soon the main loop looks again at a child it could not reap yet (see `reap`).
 const REAP_RETRY: Duration = Duration::from_micros(200);
@@ -132,21 +131,7 @@ impl Shared {
 
 /// Forks and execs `job`'s program; the child's socket is closed here once the child has it.
 fn spawn(job: Job, stack: &mut sys::child::ChildStack, announce: &AtomicI32) -> std::io::Result<i32> {
-    let opt = |b: &[u8]| if b.is_empty() { Ok(None) } else { cstring(b).map(Some) };
-    let (s, f) = (&job.spec, job.spec.flags);
-    let spec = ChildSpec {
-        program: cstring(&s.program)?,
-        argv: s.argv.iter().map(|a| cstring(a)).collect::<Result<_, _>>()?,
-        envp: s.envp.iter().map(|a| cstring(a)).collect::<Result<_, _>>()?,
-        cwd: opt(&s.cwd)?,
-        cd: opt(&s.cd)?,
-        io: job.io,
-        layout: if f & flags::NOUSE_STDIO != 0 { Layout::Fd34 } else { Layout::Stdio },
-        reads: f & flags::READS != 0,
-        writes: f & flags::WRITES != 0,
-        stderr_to_stdout: f & flags::STDERR_TO_STDOUT != 0,
-        death_signal: Some(sys::signal::SIGKILL),
-    };
+    let spec = job.spec.into_child(job.io, true)?;
     sys::child::fork_exec(&spec, stack, announce)
 }
 
@@ -311,12 +296,14 @@ impl Launcher {
                     let _ = if group { sys::signal::kill_group(pid, sig) } else { sys::signal::kill(pid, sig) };
                 }
             }
-            Request::Release { pid, term_ms, kill_ms } => {
+            Request::Release { pid, term_ms, kill_ms, foreign } => {
                 // A child that exited may have left members in its group, which may hold the
-                // port's socket: they get the ladder too.
+                // port's socket: they get the ladder too. A child the host forked is in our
+                // namespace but not in the books: its group gets the ladder while it exists.
                 let mut b = self.shared.books();
                 let leftovers = b.exited.remove(&pid) && sys::signal::kill_group(pid, 0).is_ok();
-                if b.children.contains(&pid) || leftovers {
+                let foreign = foreign && self.shared.in_namespace && sys::signal::kill_group(pid, 0).is_ok();
+                if b.children.contains(&pid) || leftovers || foreign {
                     let term_at = Instant::now() + Duration::from_millis(term_ms.into());
                     let kill_at = term_at + Duration::from_millis(kill_ms.into());
                     self.ladders.insert(pid, Ladder { term_at, kill_at, termed: false });
@@ -408,7 +395,10 @@ impl Launcher {
     }
 
     fn has_descendants(&self) -> bool {
-        sys::signal::reap_all_children_remain()
+        // In a PID namespace the host's own children count too (it forks some there itself):
+        // they are this launcher's to reap only once the host has fully exited, so they may
+        // not be our children yet. `kill(-1, 0)` finds any process left in the namespace.
+        sys::signal::reap_all_children_remain() || (self.shared.in_namespace && sys::signal::kill(-1, 0).is_ok())
     }
 
     fn signal_all(&self, sig: i32) {

@@ -423,6 +423,15 @@ struct State {
     /// The socket is lent to the owner's thread: out of the reactor until the owner stops
     /// polling it for [`engine::LEND_FOR`].
     lent: bool,
+    /// The host forked the program itself (`Engine::spawn_direct`), not the launcher.
+    forked_here: bool,
+    /// The owner commanded since it last polled the port: a reply is likely soon, and worth
+    /// spinning for before sleeping (a program just started, or one that talks unasked, is not).
+    replying: bool,
+    /// That program's pidfd until it is reaped.
+    pidfd: Option<Arc<OwnedFd>>,
+    /// The reactor watches the pidfd (it does unless the port is lent).
+    pidfd_watched: bool,
 }
 
 pub(crate) struct Inner {
@@ -500,9 +509,14 @@ thread_local! {
     static SPIN_LUCK: std::cell::Cell<(u32, u32)> = const { std::cell::Cell::new((0, 0)) };
 }
 
-/// Polls `fd` and `wake` without sleeping for up to `spin`; `None` if nothing came (or the
-/// thread should not spin now), and the caller sleeps in a blocking poll.
-fn spin_poll(fd: BorrowedFd<'_>, wake: BorrowedFd<'_>, spin: Duration) -> Option<(sys::fd::Ready, bool)> {
+/// Polls a port (see [`sys::fd::poll_port`]) without sleeping for up to `spin`; `None` if
+/// nothing came (or the thread should not spin now), and the caller sleeps in a blocking poll.
+fn spin_poll(
+    sock: Option<BorrowedFd<'_>>,
+    pidfd: Option<BorrowedFd<'_>>,
+    wake: BorrowedFd<'_>,
+    spin: Duration,
+) -> Option<sys::fd::Polled> {
     static CPUS: OnceLock<usize> = OnceLock::new();
     let cpus = *CPUS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let (misses, rest) = SPIN_LUCK.get();
@@ -515,15 +529,15 @@ fn spin_poll(fd: BorrowedFd<'_>, wake: BorrowedFd<'_>, spin: Duration) -> Option
     }
     let start = Instant::now();
     let seen = loop {
-        match sys::fd::poll_two(fd, wake, Some(Duration::ZERO)) {
-            Ok((r, w)) if r.readable || w => break Some((r, w)),
+        match sys::fd::poll_port(sock, pidfd, wake, Some(Duration::ZERO)) {
+            Ok(p) if p.any() => break Some(p),
             Ok(_) if start.elapsed() < spin => std::hint::spin_loop(),
             Ok(_) | Err(_) => break None,
         }
     };
     // Only the port's own reply is a hit: a message from elsewhere (the wake eventfd) counts
     // as a miss, so an owner of many ports, served by the reactor, soon stops spinning.
-    let hit = seen.is_some_and(|(r, _)| r.readable);
+    let hit = seen.is_some_and(|p| p.ready.readable || p.exited);
     SPIN_LUCK.set(match (hit, misses + 1) {
         (true, _) => (0, 0),
         (false, m) if m >= SPIN_MISSES => (0, SPIN_REST),
@@ -735,6 +749,10 @@ impl Port {
                 early_signals: Vec::new(),
                 direct: None,
                 lent: false,
+                forked_here: false,
+                replying: false,
+                pidfd: None,
+                pidfd_watched: false,
             }),
             settings,
             cv: Condvar::new(),
@@ -758,15 +776,24 @@ impl Port {
             flags |= crate::launcher::proto::flags::STDERR_TO_STDOUT;
         }
         PORTS.write().expect("port table").insert(port.0.id, port.clone());
+        let here = engine.direct_ok();
         {
             let mut st = port.lock();
             st.phase = Phase::Open;
-            let fd = st.fd.as_ref().expect("fd until closed");
-            let registered = engine.register(fd.as_fd(), port.0.id, false);
-            st.registered = registered.is_ok();
-            if let Err(e) = registered {
-                port.abandon(&mut st);
-                return Err(OpenError::system(e));
+            if here && port.0.settings.reads {
+                // Forked here: lent to the opener from the start. It is likely to wait for the
+                // program next, polling its socket and pidfd itself; else the reactor takes
+                // them back within `LEND_FOR`.
+                st.lent = true;
+                engine.still_lent(port.0.id);
+            } else {
+                let fd = st.fd.as_ref().expect("fd until closed");
+                let registered = engine.register(fd.as_fd(), port.0.id, false);
+                st.registered = registered.is_ok();
+                if let Err(e) = registered {
+                    port.abandon(&mut st);
+                    return Err(OpenError::system(e));
+                }
             }
         }
         // Linked before the spawn, so that an exit signal from a failed spawn reaches the caller.
@@ -774,9 +801,12 @@ impl Port {
             port.abandon(&mut port.lock());
             return Err(OpenError::Exited(me.exit_reason().unwrap_or(Reason::Noproc)));
         }
-        // The launcher answers later (`on_spawned`): many opens can be in flight at once.
+        // Forked here when the host may (as `posix_spawn` would, into the launcher's PID
+        // namespace); else the launcher answers later (`on_spawned`), and many opens can be
+        // in flight at once.
         let spec = crate::launcher::proto::SpawnSpec { flags, program, argv, envp, cwd, cd };
-        if let Err(e) = engine.spawn(&port, spec, child) {
+        let sent = if here { port.spawn_here(engine, spec, child) } else { engine.spawn(&port, spec, child) };
+        if let Err(e) = sent {
             process::remove_link(me.pid(), &Id::Port(port.clone()));
             port.abandon(&mut port.lock());
             return Err(OpenError::system(e));
@@ -1183,9 +1213,11 @@ impl Port {
     /// readable, `wake` is signalled (a message came, or the port needs the reactor back) or
     /// `timeout` passes; then reads what came, delivering it as the reactor would, and hands
     /// the socket back. A request-reply exchange then costs the owner one wake-up, as a plain
-    /// blocking `read` would, instead of two (reactor, then owner). Returns false, without
-    /// waiting, if the port cannot be polled so (not the caller's, closed, paused, output
-    /// queued, or already polled).
+    /// blocking `read` would, instead of two (reactor, then owner). A program the host forked
+    /// is polled too, through its pidfd, and reaped here: after its EOF, the owner waiting for
+    /// its exit status is woken by its exit itself. Returns false, without waiting, if the
+    /// port cannot be polled so (not the caller's, closed, paused, output queued, or already
+    /// polled).
     pub(crate) fn wait_direct(
         &self,
         me: Pid,
@@ -1194,39 +1226,47 @@ impl Port {
         stop_polling: impl FnOnce(),
     ) -> bool {
         let Ok(engine) = engine::get() else { return false };
-        let fd = {
+        let (sock, pidfd, spin) = {
             let mut st = self.lock();
-            if st.owner != me || st.direct.is_some() || !self.lendable(&st) {
+            if st.owner != me || st.direct.is_some() || !self.pollable(&st) {
                 return false;
             }
-            let Some(fd) = st.fd.clone() else { return false };
             if !st.lent && !self.lend(&mut st, engine) {
                 return false;
             }
             st.direct = Some(me);
-            fd
+            let sock = if self.lendable(&st) { st.fd.clone() } else { None };
+            let spin = if std::mem::take(&mut st.replying) { self.0.settings.spin_wait } else { Duration::ZERO };
+            (sock, st.pidfd.clone(), spin)
         };
+        let (s, p) = (sock.as_ref().map(|f| f.as_fd()), pidfd.as_ref().map(|f| f.as_fd()));
         let start = Instant::now();
-        let polled = match spin_poll(fd.as_fd(), wake, self.0.settings.spin_wait.min(timeout.unwrap_or(Duration::MAX)))
-        {
+        let spin = spin.min(timeout.unwrap_or(Duration::MAX));
+        let polled = match spin_poll(s, p, wake, spin) {
             Some(seen) => Ok(seen),
-            None => sys::fd::poll_two(fd.as_fd(), wake, timeout.map(|t| t.saturating_sub(start.elapsed()))),
+            None => sys::fd::poll_port(s, p, wake, timeout.map(|t| t.saturating_sub(start.elapsed()))),
         };
         stop_polling();
-        let (ready, woken) = polled.unwrap_or_default();
-        if woken {
+        let polled = polled.unwrap_or_default();
+        if polled.woken {
             sys::fd::eventfd_drain(wake);
         }
         let after = {
             let mut st = self.lock();
             st.direct = None;
             let mut after = After::default();
-            if ready.readable {
-                after = DIRECT_BUF.with(|b| self.read_input(&mut st, &mut b.borrow_mut(), !ready.closed));
+            if polled.ready.readable {
+                let short_ok = !polled.ready.closed;
+                after = DIRECT_BUF.with(|b| self.read_input(&mut st, &mut b.borrow_mut(), short_ok));
+            }
+            if polled.exited {
+                if let Some((_, raw, group_left)) = engine.reap_direct(self.0.id) {
+                    after.merge(self.child_exited(&mut st, raw, group_left));
+                }
             }
             if st.lent {
                 // Still the owner's while it keeps polling; else back to the reactor.
-                if self.lendable(&st) {
+                if self.pollable(&st) {
                     engine.still_lent(self.0.id);
                 } else {
                     self.rearm(&mut st, engine);
@@ -1234,7 +1274,7 @@ impl Port {
             }
             after
         };
-        drop(fd); // closes the socket if the port ended meanwhile
+        drop((sock, pidfd)); // closes the socket if the port ended meanwhile
         after.run(self);
         true
     }
@@ -1243,6 +1283,7 @@ impl Port {
     /// was (a request-reply loop), the socket is lent before the write, so that the reply
     /// cannot wake the reactor before the owner's receive polls it.
     fn lend_for_reply(&self, st: &mut State) {
+        st.replying = true;
         if set_direct(self) && st.registered && self.lendable(st) {
             if let Ok(e) = engine::get() {
                 self.lend(st, e);
@@ -1262,26 +1303,52 @@ impl Port {
             && !self.window_full()
     }
 
+    /// Whether the owner's thread may poll the port itself: its socket ([`Port::lendable`]),
+    /// or, once the socket is at EOF, the pidfd of a program forked here whose exit status
+    /// the port still waits for.
+    fn pollable(&self, st: &State) -> bool {
+        self.lendable(st) || (st.phase == Phase::Open && st.pidfd.is_some() && st.read_eof && st.exit.is_none())
+    }
+
+    /// Lends the port to its owner's thread: its socket and pidfd leave the reactor.
     fn lend(&self, st: &mut State, engine: &engine::Engine) -> bool {
-        let Some(fd) = st.fd.as_ref() else { return false };
-        if engine.lend(fd.as_fd(), self.0.id).is_err() {
-            return false;
+        if st.registered {
+            let Some(fd) = st.fd.as_ref() else { return false };
+            if engine.deregister(fd.as_fd()).is_err() {
+                return false;
+            }
+            st.registered = false;
+            st.write_armed = false;
         }
-        st.registered = false;
-        st.write_armed = false;
+        if st.pidfd_watched {
+            if let Some(p) = st.pidfd.as_ref() {
+                let _ = engine.deregister(p.as_fd());
+            }
+            st.pidfd_watched = false;
+        }
+        engine.still_lent(self.0.id);
         st.lent = true;
         true
     }
 
-    /// Gives a lent socket back to the reactor, for what the port still needs.
+    /// Gives a lent port back to the reactor, for what it still needs.
     fn rearm(&self, st: &mut State, engine: &engine::Engine) {
         st.lent = false;
+        engine.unlend(self.0.id);
+        self.watch_pidfd(st, engine);
         let read = self.0.settings.reads && !st.read_eof;
         let write = !st.queue.is_empty();
         let Some(fd) = st.fd.as_ref().filter(|_| matches!(st.phase, Phase::Open | Phase::Closing)) else { return };
         if (read || write) && engine.register(fd.as_fd(), self.0.id, write).is_ok() {
             st.registered = true;
             st.write_armed = write;
+        }
+    }
+
+    /// Has the reactor watch the pidfd of a program forked here, to reap it.
+    fn watch_pidfd(&self, st: &mut State, engine: &engine::Engine) {
+        if let Some(p) = st.pidfd.as_ref().filter(|_| !st.pidfd_watched) {
+            st.pidfd_watched = engine.watch_pidfd(p.as_fd(), self.0.id).is_ok();
         }
     }
 
@@ -1457,7 +1524,7 @@ impl Port {
                 // Closed before the answer: `finish` left the program to us.
                 if let Ok(e) = engine::get() {
                     signals.iter().for_each(|&(sig, group)| e.signal(pid, sig, group));
-                    e.release(pid, self.0.settings.grace);
+                    e.release(pid, self.0.settings.grace, false);
                 }
                 return;
             }
@@ -1487,19 +1554,65 @@ impl Port {
         after.run(self);
     }
 
-    /// Called by the engine when the launcher reports the program's exit.
+    /// Called by the engine when the program has exited (reported by the launcher, or
+    /// reaped by the reactor when the host forked it).
     pub(crate) fn on_child_exit(&self, raw: i32, group_left: bool) {
         let after = {
             let mut st = self.lock();
-            st.exit = Some(raw);
-            st.group_left = group_left;
-            let mut after = After::default();
-            if st.read_eof {
-                self.finish_input(&mut st, &mut after);
-            }
-            after
+            self.child_exited(&mut st, raw, group_left)
         };
         after.run(self);
+    }
+
+    fn child_exited(&self, st: &mut State, raw: i32, group_left: bool) -> After {
+        st.exit = Some(raw);
+        st.group_left = group_left;
+        st.pidfd = None;
+        st.pidfd_watched = false;
+        let mut after = After::default();
+        if st.read_eof {
+            self.finish_input(st, &mut after);
+        }
+        after
+    }
+
+    /// Forks the program on this thread ([`engine::Engine::spawn_direct`]): the port is
+    /// spawned when this returns. Falls back to the launcher if the pidfd cannot be had (the
+    /// fd limit), since that way needs no fd more.
+    fn spawn_here(
+        &self,
+        engine: &engine::Engine,
+        spec: crate::launcher::proto::SpawnSpec,
+        child: OwnedFd,
+    ) -> io::Result<()> {
+        let cwd = spec.cwd.clone();
+        // The child starts in the host's working directory: no `chdir` to it.
+        let cspec = spec.into_child(child, false)?;
+        let mut st = self.lock();
+        // Under the port's lock: the reactor may reap the child before this records it.
+        match engine.spawn_direct(self, &cspec) {
+            Ok(sp) => {
+                self.0.child_pid.store(sp.ns_pid, Ordering::Relaxed);
+                self.0.os_pid.store(sp.pid, Ordering::Relaxed);
+                st.spawned = true;
+                st.forked_here = true;
+                st.pidfd = Some(sp.pidfd);
+                if !st.lent {
+                    self.watch_pidfd(&mut st, engine);
+                }
+                Ok(())
+            }
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
+                drop(st);
+                let (spec, io) = crate::launcher::proto::SpawnSpec::from_child(cspec, cwd);
+                engine.spawn(self, spec, io)
+            }
+            Err(e) => {
+                drop(st);
+                self.on_spawn_failed(e.raw_os_error().unwrap_or(libc::EIO));
+                Ok(())
+            }
+        }
     }
 
     /// The owner took `n` bytes of this port's data from its mailbox.
@@ -1571,8 +1684,14 @@ impl Port {
             // alone needs nothing (one launcher request less per short-lived port). Without a
             // pid yet, `on_spawned` does this.
             if st.exit.is_none() || st.group_left {
-                e.release(pid, self.0.settings.grace);
+                e.release(pid, self.0.settings.grace, st.forked_here);
             }
+            // A program forked here is the host's to reap, whoever polled it last.
+            if st.lent {
+                st.lent = false;
+                e.unlend(self.0.id);
+            }
+            self.watch_pidfd(st, e);
         }
         if let Some(to) = st.reply_closed.take() {
             process::deliver(to, Message::Port(self.clone(), PortMsg::Closed));
@@ -1848,6 +1967,18 @@ impl Port {
         }
         if !st.spawned {
             st.early_signals.push((signal, group));
+            return Ok(());
+        }
+        if st.forked_here {
+            // The host's own child: signalled from here, as the launcher would (a reaped
+            // leader's group only if members of it outlived it).
+            let _ = match (&st.pidfd, group) {
+                (_, true) if st.exit.is_none() || st.group_left => {
+                    sys::signal::kill_group(self.0.os_pid.load(Ordering::Relaxed), signal)
+                }
+                (Some(p), false) => sys::signal::pidfd_kill(p.as_fd(), signal),
+                _ => Ok(()),
+            };
             return Ok(());
         }
         drop(st);

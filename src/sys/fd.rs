@@ -76,7 +76,7 @@ pub(crate) fn send_vectored(fd: BorrowedFd<'_>, bufs: &[io::IoSlice<'_>]) -> io:
     Ok(rustix::net::sendmsg(fd, bufs, &mut anc, rustix::net::SendFlags::NOSIGNAL)?)
 }
 
-/// A non-blocking `eventfd`: a thread blocked in [`poll_two`] on it is woken by
+/// A non-blocking `eventfd`: a thread blocked in [`poll_port`] on it is woken by
 /// [`eventfd_signal`].
 pub(crate) fn eventfd() -> io::Result<OwnedFd> {
     use rustix::event::EventfdFlags;
@@ -94,7 +94,7 @@ pub(crate) fn eventfd_drain(fd: BorrowedFd<'_>) {
     let _ = rustix::io::read(fd, &mut b);
 }
 
-/// What [`poll_two`] saw on its first fd.
+/// What [`poll_port`] saw on a port's socket.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct Ready {
     /// Data, EOF or an error is there to read.
@@ -103,26 +103,64 @@ pub(crate) struct Ready {
     pub closed: bool,
 }
 
-/// Waits until `fd` is readable or `wake` is signalled, or `timeout` passes. Returns what
-/// `fd` showed, and whether `wake` was signalled.
-pub(crate) fn poll_two(
-    fd: BorrowedFd<'_>,
+/// What [`poll_port`] saw.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Polled {
+    /// On the socket.
+    pub ready: Ready,
+    /// The pidfd is readable: the child has exited.
+    pub exited: bool,
+    /// `wake` was signalled.
+    pub woken: bool,
+}
+
+impl Polled {
+    /// Whether anything at all was seen.
+    pub(crate) fn any(&self) -> bool {
+        self.ready.readable || self.exited || self.woken
+    }
+}
+
+/// Waits until a port's socket is readable, its child's pidfd says it exited, or `wake` is
+/// signalled, or `timeout` passes (`None` waits for ever); either of the first two may be
+/// left out.
+pub(crate) fn poll_port(
+    sock: Option<BorrowedFd<'_>>,
+    pidfd: Option<BorrowedFd<'_>>,
     wake: BorrowedFd<'_>,
     timeout: Option<std::time::Duration>,
-) -> io::Result<(Ready, bool)> {
+) -> io::Result<Polled> {
     use rustix::event::{PollFd, PollFlags};
     let ts = timeout.map(|t| rustix::time::Timespec { tv_sec: t.as_secs() as i64, tv_nsec: t.subsec_nanos() as i64 });
-    let mut fds = [PollFd::new(&fd, PollFlags::IN | PollFlags::RDHUP), PollFd::new(&wake, PollFlags::IN)];
-    match rustix::event::poll(&mut fds, ts.as_ref()) {
+    let mut fds =
+        [PollFd::new(&wake, PollFlags::IN), PollFd::new(&wake, PollFlags::IN), PollFd::new(&wake, PollFlags::IN)];
+    let mut n = 1;
+    let sock_at = sock.as_ref().map(|fd| {
+        fds[n] = PollFd::new(fd, PollFlags::IN | PollFlags::RDHUP);
+        n += 1;
+        n - 1
+    });
+    let pidfd_at = pidfd.as_ref().map(|fd| {
+        fds[n] = PollFd::new(fd, PollFlags::IN);
+        n += 1;
+        n - 1
+    });
+    match rustix::event::poll(&mut fds[..n], ts.as_ref()) {
         Ok(_) | Err(rustix::io::Errno::INTR) => {}
         Err(e) => return Err(e.into()),
     }
-    let r = fds[0].revents();
-    let ready = Ready {
-        readable: r.intersects(PollFlags::IN | PollFlags::HUP | PollFlags::ERR),
-        closed: r.intersects(PollFlags::RDHUP | PollFlags::HUP | PollFlags::ERR),
-    };
-    Ok((ready, !fds[1].revents().is_empty()))
+    let mut polled = Polled { woken: !fds[0].revents().is_empty(), ..Polled::default() };
+    if let Some(i) = sock_at {
+        let r = fds[i].revents();
+        polled.ready = Ready {
+            readable: r.intersects(PollFlags::IN | PollFlags::HUP | PollFlags::ERR),
+            closed: r.intersects(PollFlags::RDHUP | PollFlags::HUP | PollFlags::ERR),
+        };
+    }
+    if let Some(i) = pidfd_at {
+        polled.exited = !fds[i].revents().is_empty();
+    }
+    Ok(polled)
 }
 
 /// A non-blocking monotonic `timerfd`, disarmed.
@@ -140,6 +178,18 @@ pub(crate) fn timer_arm(timer: BorrowedFd<'_>, after: std::time::Duration) -> io
         timer,
         TimerfdTimerFlags::empty(),
         &Itimerspec { it_interval: zero, it_value: value },
+    )?;
+    Ok(())
+}
+
+/// Disarms `timer`.
+pub(crate) fn timer_disarm(timer: BorrowedFd<'_>) -> io::Result<()> {
+    use rustix::time::{Itimerspec, TimerfdTimerFlags, Timespec};
+    let zero = Timespec { tv_sec: 0, tv_nsec: 0 };
+    rustix::time::timerfd_settime(
+        timer,
+        TimerfdTimerFlags::empty(),
+        &Itimerspec { it_interval: zero, it_value: zero },
     )?;
     Ok(())
 }

@@ -85,6 +85,38 @@ pub(crate) fn reap_pid(pid: i32) -> Option<i32> {
     (r == pid).then_some(status)
 }
 
+/// Reaps the child behind `pidfd` if it has exited: `Ok(Some(raw_status))`, `Ok(None)` if it
+/// runs still. Works for children without an exit signal (`__WALL`).
+pub(crate) fn reap_pidfd(pidfd: std::os::fd::BorrowedFd<'_>) -> io::Result<Option<i32>> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: an all-zero `siginfo_t` is valid; `waitid` fills it or leaves `si_pid` 0.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    let flags = libc::WEXITED | libc::WNOHANG | libc::__WALL;
+    // SAFETY: `info` is a valid out-pointer; `pidfd` is an open fd for the call's duration.
+    let r = unsafe { libc::waitid(libc::P_PIDFD, pidfd.as_raw_fd() as libc::id_t, &mut info, flags) };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `waitid` succeeded: `info` is a SIGCHLD record, or zeros if nothing exited.
+    let (pid, status) = unsafe { (info.si_pid(), info.si_status()) };
+    if pid == 0 {
+        return Ok(None);
+    }
+    // Back to the raw wait status the rest of beamport decodes.
+    Ok(Some(match info.si_code {
+        libc::CLD_EXITED => (status & 0xff) << 8,
+        libc::CLD_DUMPED => status | 0x80,
+        _ => status,
+    }))
+}
+
+/// Sends `sig` to the process behind `pidfd` (which cannot be a reused pid).
+pub(crate) fn pidfd_kill(pidfd: std::os::fd::BorrowedFd<'_>, sig: i32) -> io::Result<()> {
+    let sig = rustix::process::Signal::from_named_raw(sig).ok_or(io::Error::from_raw_os_error(libc::EINVAL))?;
+    rustix::process::pidfd_send_signal(pidfd, sig)?;
+    Ok(())
+}
+
 /// Reaps every exited child; true while children (exited or not) remain.
 pub(crate) fn reap_all_children_remain() -> bool {
     loop {

@@ -195,9 +195,30 @@ pub fn launcher_pid() -> i32 {
     beamport::doctor::report().expect("the launcher starts").launcher_pid
 }
 
-/// Every live process the launcher started (and their descendants), with its command line.
-pub fn launcher_descendants() -> Vec<(i32, Vec<String>)> {
-    descendants(launcher_pid()).into_iter().map(|p| (p, cmdline(p))).collect()
+/// Every process a port started and that is not gone, with its command line: the launcher's
+/// descendants, and the programs the host forked itself into the launcher's namespace (its
+/// own children but the launcher) with theirs. A child of the host that has exited but is not
+/// reaped yet counts: reaping it is the host's job.
+pub fn port_processes() -> Vec<(i32, Vec<String>)> {
+    let launcher = launcher_pid();
+    let mut all = descendants(launcher);
+    for child in children_with_zombies(std::process::id() as i32).into_iter().filter(|&c| c != launcher) {
+        all.push(child);
+        all.extend(descendants(child));
+    }
+    all.sort_unstable();
+    all.into_iter().map(|p| (p, cmdline(p))).collect()
+}
+
+/// Direct children of `os_pid`, exited but unreaped ones included.
+pub fn children_with_zombies(os_pid: i32) -> Vec<i32> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{os_pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("children")).ok())
+        .flat_map(|s| s.split_whitespace().filter_map(|p| p.parse().ok()).collect::<Vec<i32>>())
+        .collect()
 }
 
 /// Number of fds open in this process.

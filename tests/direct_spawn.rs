@@ -1,0 +1,156 @@
+//! Programs forked by the opening thread itself (`beamport doctor`: "spawning: by the opening
+//! thread"), into the launcher's PID namespace, as `posix_spawn` would: they behave as the
+//! launcher's children do, and the host's own child handling never sees them.
+//!
+//! Where the host may not enter the launcher's namespace (not root, or another tier, or
+//! `BEAMPORT_NO_DIRECT`), the launcher forks everything and the tests that are about direct
+//! children only check that.
+
+mod common;
+
+use std::time::Duration;
+
+use beamport::{process, Message, Name, Opt, Port, PortMsg};
+use common::{children_with_zombies, os_pid_alive, port_processes, recv_match, wait_until};
+
+const DEADLINE: Duration = Duration::from_secs(10);
+
+fn direct() -> bool {
+    beamport::doctor::report().expect("the launcher starts").direct_spawn.is_ok()
+}
+
+/// `Name:\tvalue` from `/proc/<pid>/status`.
+fn status_field(pid: i32, name: &str) -> Option<String> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(':').map(|v| v.trim().to_owned()))
+}
+
+fn exit_status(me: &process::Process, port: &Port) -> String {
+    let msg = recv_match(me, |m| matches!(m, Message::Port(p, PortMsg::ExitStatus(_)) if p == port));
+    format!("{msg:?}")
+}
+
+#[test]
+fn a_direct_child_is_the_hosts_in_the_launchers_namespace() {
+    let port = Port::open(Name::spawn("sleep 30"), []).unwrap();
+    let pid = port.os_pid().unwrap();
+    let parent: i32 = status_field(pid, "PPid").unwrap().parse().unwrap();
+    let nspids: Vec<i32> = status_field(pid, "NSpid").unwrap().split_whitespace().map(|p| p.parse().unwrap()).collect();
+    let launcher = common::launcher_pid();
+    let launcher_ns = std::fs::read_link(format!("/proc/{launcher}/ns/pid")).unwrap();
+    // Either way the program lives in the launcher's PID namespace (this tier) and dies with it.
+    if beamport::doctor::report().unwrap().tier == "pid-namespace" {
+        assert_eq!(std::fs::read_link(format!("/proc/{pid}/ns/pid")).unwrap(), launcher_ns);
+        assert_eq!(nspids.len(), 2, "a pid here and one in the launcher's namespace: {nspids:?}");
+    }
+    if direct() {
+        assert_eq!(parent, std::process::id() as i32, "forked by the host");
+    } else {
+        assert_eq!(parent, launcher, "forked by the launcher");
+    }
+    port.close().unwrap();
+}
+
+#[test]
+fn exit_statuses_keep_their_code_and_signal() {
+    let me = process::current();
+    for (cmd, expected) in [("true", 0), ("exit 3", 3), ("kill -TERM $$", 143), ("kill -KILL $$", 137)] {
+        let port = Port::open(Name::spawn(format!("sh -c '{cmd}'")), [Opt::ExitStatus]).unwrap();
+        assert_eq!(exit_status(&me, &port), format!("{{{port:?}, {{:exit_status, {expected}}}}}"), "{cmd}");
+    }
+    let port = Port::open(Name::spawn("sh -c 'kill -KILL $$'"), [Opt::ExitStatus]).unwrap();
+    let _ = exit_status(&me, &port);
+    assert_eq!(port.exit_status().and_then(|s| s.signal()), Some(libc::SIGKILL));
+}
+
+#[test]
+fn signals_reach_a_direct_child_and_its_group() {
+    let me = process::current();
+    let port = Port::open(Name::spawn("sleep 30"), [Opt::ExitStatus]).unwrap();
+    port.signal(libc::SIGTERM).unwrap();
+    assert_eq!(exit_status(&me, &port), format!("{{{port:?}, {{:exit_status, 143}}}}"));
+    // The group: a background child of the program gets it too.
+    let port = Port::open(Name::spawn("sh -c 'sleep 32 & wait'"), [Opt::ExitStatus]).unwrap();
+    assert!(wait_until(DEADLINE, || port_processes().iter().any(|(_, c)| c.last().map(String::as_str) == Some("32"))));
+    port.kill().unwrap();
+    assert_eq!(exit_status(&me, &port), format!("{{{port:?}, {{:exit_status, 137}}}}"));
+    assert!(
+        wait_until(DEADLINE, || !port_processes().iter().any(|(_, c)| c.last().map(String::as_str) == Some("32"))),
+        "the group's other member survived"
+    );
+}
+
+#[test]
+fn a_closed_ports_running_program_gets_the_kill_ladder_and_is_reaped() {
+    // `sleep` ignores its input's EOF: SIGTERM after the grace period ends it.
+    let port = Port::open(Name::spawn("sleep 33"), [Opt::Grace(Duration::from_millis(50), Duration::from_millis(100))])
+        .unwrap();
+    let pid = port.os_pid().unwrap();
+    port.close().unwrap();
+    assert!(wait_until(DEADLINE, || !os_pid_alive(pid)), "the ladder did not end it");
+    // Reaped, not left a zombie of the host's.
+    assert!(
+        wait_until(DEADLINE, || !children_with_zombies(std::process::id() as i32).contains(&pid)),
+        "{pid} left unreaped"
+    );
+}
+
+#[test]
+fn the_hosts_own_child_handling_never_sees_direct_children() {
+    let me = process::current();
+    let port = Port::open(Name::spawn("sh -c 'exit 5'"), [Opt::ExitStatus]).unwrap();
+    assert!(wait_until(DEADLINE, || port.os_pid().is_none_or(|p| !os_pid_alive(p))));
+    // A `waitpid(-1)` of the host's (a std `Command`'s reaper, a SIGCHLD handler) finds no
+    // child of ours to steal: direct children send no SIGCHLD and wait only for `__WALL`.
+    if direct() {
+        let mut status = 0;
+        // SAFETY: `status` is a valid out-pointer.
+        let r = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+        assert!(r <= 0, "waitpid(-1) reaped {r}, a port's program");
+    }
+    assert_eq!(exit_status(&me, &port), format!("{{{port:?}, {{:exit_status, 5}}}}"));
+}
+
+#[test]
+fn a_host_signal_handler_and_ignored_signals_as_across_exec() {
+    // The child resets handled signals (the kernel does, with clone3) and keeps ignored ones,
+    // as `execve` does; SIGPIPE, which Rust ignores, gets its default back.
+    let usr1 =
+        signal_hook::flag::register(libc::SIGUSR1, std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)))
+            .unwrap();
+    // SAFETY: setting SIGUSR2 to SIG_IGN for this test process; nothing else here uses it.
+    unsafe { libc::signal(libc::SIGUSR2, libc::SIG_IGN) };
+    let port = Port::open(Name::spawn("sleep 34"), []).unwrap();
+    let pid = port.os_pid().unwrap();
+    let mask = |field: &str| u64::from_str_radix(&status_field(pid, field).unwrap(), 16).unwrap();
+    let bit = |sig: i32| 1u64 << (sig - 1);
+    assert!(wait_until(DEADLINE, || std::fs::read_link(format!("/proc/{pid}/exe"))
+        .is_ok_and(|e| e.to_string_lossy().contains("sleep"))));
+    assert_eq!(mask("SigCgt") & bit(libc::SIGUSR1), 0, "a handler survived");
+    if direct() {
+        // Forked by the host: its dispositions at the spawn (the launcher's are those it
+        // started with).
+        assert_ne!(mask("SigIgn") & bit(libc::SIGUSR2), 0, "an ignored signal was reset");
+    }
+    assert_eq!(mask("SigIgn") & bit(libc::SIGPIPE), 0, "SIGPIPE is still ignored");
+    assert_eq!(mask("SigBlk"), 0, "signals blocked in the program");
+    port.close().unwrap();
+    signal_hook::low_level::unregister(usr1);
+    // SAFETY: back to the default.
+    unsafe { libc::signal(libc::SIGUSR2, libc::SIG_DFL) };
+}
+
+#[test]
+fn many_spawns_in_a_row_leave_no_zombie() {
+    let me = process::current();
+    let host = std::process::id() as i32;
+    let mut pids = Vec::new();
+    for i in 0..100 {
+        let port = Port::open(Name::spawn(format!("sh -c 'exit {}'", i % 4)), [Opt::ExitStatus]).unwrap();
+        pids.push(port.os_pid().unwrap_or(-1));
+        assert_eq!(exit_status(&me, &port), format!("{{{port:?}, {{:exit_status, {}}}}}", i % 4));
+    }
+    // Each was reaped before (or as) its exit status came: none is left a zombie of the host.
+    let left = || children_with_zombies(host).into_iter().filter(|c| pids.contains(c)).collect::<Vec<_>>();
+    assert!(wait_until(DEADLINE, || left().is_empty()), "unreaped: {:?}", left());
+}
