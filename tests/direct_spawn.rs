@@ -4,7 +4,8 @@
 //!
 //! Where the host may not enter the launcher's namespace (not root, or another tier, or
 //! `BEAMPORT_NO_DIRECT`), the launcher forks everything and the tests that are about direct
-//! children only check that.
+//! children only check that. The host forks only while at most two of its programs run, so
+//! these tests take turns ([`serial`]), each starting with no program of the host's left.
 
 mod common;
 
@@ -17,6 +18,25 @@ const DEADLINE: Duration = Duration::from_secs(10);
 
 fn direct() -> bool {
     beamport::doctor::report().expect("the launcher starts").direct_spawn.is_ok()
+}
+
+/// One test at a time, once every program an earlier one left has been reaped: the next
+/// port is then forked by the host itself where it may.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let (host, launcher) = (std::process::id() as i32, common::launcher_pid());
+    assert!(
+        wait_until(DEADLINE, || children_with_zombies(host).iter().all(|&c| c == launcher)),
+        "programs left by an earlier test: {:?}",
+        children_with_zombies(host)
+    );
+    turn
+}
+
+/// A kill ladder short enough for a test that closes a port on a running `sleep`.
+fn quick_ladder() -> Opt {
+    Opt::Grace(Duration::from_millis(20), Duration::from_millis(100))
 }
 
 /// `Name:\tvalue` from `/proc/<pid>/status`.
@@ -32,7 +52,8 @@ fn exit_status(me: &process::Process, port: &Port) -> String {
 
 #[test]
 fn a_direct_child_is_the_hosts_in_the_launchers_namespace() {
-    let port = Port::open(Name::spawn("sleep 30"), []).unwrap();
+    let _turn = serial();
+    let port = Port::open(Name::spawn("sleep 30"), [quick_ladder()]).unwrap();
     let pid = port.os_pid().unwrap();
     let parent: i32 = status_field(pid, "PPid").unwrap().parse().unwrap();
     let nspids: Vec<i32> = status_field(pid, "NSpid").unwrap().split_whitespace().map(|p| p.parse().unwrap()).collect();
@@ -53,6 +74,7 @@ fn a_direct_child_is_the_hosts_in_the_launchers_namespace() {
 
 #[test]
 fn exit_statuses_keep_their_code_and_signal() {
+    let _turn = serial();
     let me = process::current();
     for (cmd, expected) in [("true", 0), ("exit 3", 3), ("kill -TERM $$", 143), ("kill -KILL $$", 137)] {
         let port = Port::open(Name::spawn(format!("sh -c '{cmd}'")), [Opt::ExitStatus]).unwrap();
@@ -65,6 +87,7 @@ fn exit_statuses_keep_their_code_and_signal() {
 
 #[test]
 fn signals_reach_a_direct_child_and_its_group() {
+    let _turn = serial();
     let me = process::current();
     let port = Port::open(Name::spawn("sleep 30"), [Opt::ExitStatus]).unwrap();
     port.signal(libc::SIGTERM).unwrap();
@@ -82,6 +105,7 @@ fn signals_reach_a_direct_child_and_its_group() {
 
 #[test]
 fn a_closed_ports_running_program_gets_the_kill_ladder_and_is_reaped() {
+    let _turn = serial();
     // `sleep` ignores its input's EOF: SIGTERM after the grace period ends it.
     let port = Port::open(Name::spawn("sleep 33"), [Opt::Grace(Duration::from_millis(50), Duration::from_millis(100))])
         .unwrap();
@@ -97,6 +121,7 @@ fn a_closed_ports_running_program_gets_the_kill_ladder_and_is_reaped() {
 
 #[test]
 fn the_hosts_own_child_handling_never_sees_direct_children() {
+    let _turn = serial();
     let me = process::current();
     let port = Port::open(Name::spawn("sh -c 'exit 5'"), [Opt::ExitStatus]).unwrap();
     assert!(wait_until(DEADLINE, || port.os_pid().is_none_or(|p| !os_pid_alive(p))));
@@ -113,6 +138,7 @@ fn the_hosts_own_child_handling_never_sees_direct_children() {
 
 #[test]
 fn a_host_signal_handler_and_ignored_signals_as_across_exec() {
+    let _turn = serial();
     // The child resets handled signals (the kernel does, with clone3) and keeps ignored ones,
     // as `execve` does; SIGPIPE, which Rust ignores, gets its default back.
     let usr1 =
@@ -120,7 +146,7 @@ fn a_host_signal_handler_and_ignored_signals_as_across_exec() {
             .unwrap();
     // SAFETY: setting SIGUSR2 to SIG_IGN for this test process; nothing else here uses it.
     unsafe { libc::signal(libc::SIGUSR2, libc::SIG_IGN) };
-    let port = Port::open(Name::spawn("sleep 34"), []).unwrap();
+    let port = Port::open(Name::spawn("sleep 34"), [quick_ladder()]).unwrap();
     let pid = port.os_pid().unwrap();
     let mask = |field: &str| u64::from_str_radix(&status_field(pid, field).unwrap(), 16).unwrap();
     let bit = |sig: i32| 1u64 << (sig - 1);
@@ -142,6 +168,7 @@ fn a_host_signal_handler_and_ignored_signals_as_across_exec() {
 
 #[test]
 fn many_spawns_in_a_row_leave_no_zombie() {
+    let _turn = serial();
     let me = process::current();
     let host = std::process::id() as i32;
     let mut pids = Vec::new();

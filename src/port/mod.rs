@@ -430,6 +430,8 @@ struct State {
     replying: bool,
     /// That program's pidfd until it is reaped.
     pidfd: Option<Arc<OwnedFd>>,
+    /// Threads waiting on the port's condvar.
+    cv_waiters: u32,
     /// The reactor watches the pidfd (it does unless the port is lent).
     pidfd_watched: bool,
 }
@@ -698,14 +700,16 @@ impl Port {
                 (p, argv, path.to_string_lossy().into_owned())
             }
         };
-        let envp = merged_env(&settings.env);
-        let cwd = std::env::current_dir().map(|d| d.into_os_string().into_vec()).unwrap_or_default();
         let cd = settings.cd.as_ref().map(|d| d.as_os_str().as_bytes().to_vec()).unwrap_or_default();
-        for s in argv.iter().chain(&envp).chain([&program, &cd]) {
+        // The inherited environment has no NUL (it is made of C strings): only what the
+        // options add is checked.
+        let changes = settings.env.iter().flat_map(|(k, v)| [Some(k.as_bytes()), v.as_ref().map(|v| v.as_bytes())]);
+        for s in argv.iter().map(Vec::as_slice).chain([program.as_slice(), cd.as_slice()]).chain(changes.flatten()) {
             if s.contains(&0) {
                 return Err(OpenError::Badarg { what: format!("NUL byte in {:?}", String::from_utf8_lossy(s)) });
             }
         }
+        let envp = merged_env(&settings.env);
         // What only the spawn needs is not kept for the port's lifetime.
         let mut settings = settings;
         settings.env = Vec::new();
@@ -752,6 +756,7 @@ impl Port {
                 forked_here: false,
                 replying: false,
                 pidfd: None,
+                cv_waiters: 0,
                 pidfd_watched: false,
             }),
             settings,
@@ -801,10 +806,12 @@ impl Port {
             port.abandon(&mut port.lock());
             return Err(OpenError::Exited(me.exit_reason().unwrap_or(Reason::Noproc)));
         }
+        // A child forked here starts in the host's working directory; the launcher's is told.
+        let cwd = if here { Vec::new() } else { current_dir() };
+        let spec = crate::launcher::proto::SpawnSpec { flags, program, argv, envp, cwd, cd };
         // Forked here when the host may (as `posix_spawn` would, into the launcher's PID
         // namespace); else the launcher answers later (`on_spawned`), and many opens can be
         // in flight at once.
-        let spec = crate::launcher::proto::SpawnSpec { flags, program, argv, envp, cwd, cd };
         let sent = if here { port.spawn_here(engine, spec, child) } else { engine.spawn(&port, spec, child) };
         if let Err(e) = sent {
             process::remove_link(me.pid(), &Id::Port(port.clone()));
@@ -886,9 +893,25 @@ impl Port {
     fn spawned(&self) -> MutexGuard<'_, State> {
         let mut st = self.lock();
         while !st.spawned && st.phase != Phase::Dead {
-            st = self.0.cv.wait(st).expect("port state");
+            st = self.cv_wait(st);
         }
         st
+    }
+
+    /// Waits on the port's condvar (for the launcher's answer, or for the port not to be busy).
+    fn cv_wait<'a>(&'a self, mut st: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
+        st.cv_waiters += 1;
+        let mut st = self.0.cv.wait(st).expect("port state");
+        st.cv_waiters -= 1;
+        st
+    }
+
+    /// Wakes the threads in [`Port::cv_wait`], if any (a `notify_all` is a syscall even for
+    /// none).
+    fn cv_wake(&self, st: &State) {
+        if st.cv_waiters > 0 {
+            self.0.cv.notify_all();
+        }
     }
 
     /// Whether the port is open (not closing or closed).
@@ -983,7 +1006,7 @@ impl Port {
 
     fn wait_not_busy<'a>(&'a self, mut st: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
         while st.busy && st.phase == Phase::Open {
-            st = self.0.cv.wait(st).expect("port state");
+            st = self.cv_wait(st);
         }
         st
     }
@@ -1176,7 +1199,7 @@ impl Port {
             let low = self.0.settings.busy.map_or(0, |(l, _)| l);
             if st.queued < low || st.queue.is_empty() {
                 st.busy = false;
-                self.0.cv.notify_all();
+                self.cv_wake(st);
                 st.busy_wakers.drain(..).for_each(std::task::Waker::wake);
             }
         }
@@ -1236,12 +1259,15 @@ impl Port {
             }
             st.direct = Some(me);
             let sock = if self.lendable(&st) { st.fd.clone() } else { None };
-            let spin = if std::mem::take(&mut st.replying) { self.0.settings.spin_wait } else { Duration::ZERO };
+            let spin = if std::mem::take(&mut st.replying) {
+                self.0.settings.spin_wait.min(timeout.unwrap_or(Duration::MAX))
+            } else {
+                Duration::ZERO
+            };
             (sock, st.pidfd.clone(), spin)
         };
         let (s, p) = (sock.as_ref().map(|f| f.as_fd()), pidfd.as_ref().map(|f| f.as_fd()));
         let start = Instant::now();
-        let spin = spin.min(timeout.unwrap_or(Duration::MAX));
         let polled = match spin_poll(s, p, wake, spin) {
             Some(seen) => Ok(seen),
             None => sys::fd::poll_port(s, p, wake, timeout.map(|t| t.saturating_sub(start.elapsed()))),
@@ -1517,7 +1543,7 @@ impl Port {
             self.0.child_pid.store(pid, Ordering::Relaxed);
             self.0.os_pid.store(host_pid, Ordering::Relaxed);
             st.spawned = true;
-            self.0.cv.notify_all();
+            self.cv_wake(&st);
             let signals = std::mem::take(&mut st.early_signals);
             let mut after = After::default();
             if st.phase == Phase::Dead {
@@ -1547,7 +1573,7 @@ impl Port {
             let mut st = self.lock();
             st.spawned = true;
             st.early_signals.clear();
-            self.0.cv.notify_all();
+            self.cv_wake(&st);
             let reason = Reason::atom(errno_name(&io::Error::from_raw_os_error(errno)));
             self.begin_close(&mut st, reason, false, None)
         };
@@ -1585,7 +1611,6 @@ impl Port {
         spec: crate::launcher::proto::SpawnSpec,
         child: OwnedFd,
     ) -> io::Result<()> {
-        let cwd = spec.cwd.clone();
         // The child starts in the host's working directory: no `chdir` to it.
         let cspec = spec.into_child(child, false)?;
         let mut st = self.lock();
@@ -1604,7 +1629,7 @@ impl Port {
             }
             Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
                 drop(st);
-                let (spec, io) = crate::launcher::proto::SpawnSpec::from_child(cspec, cwd);
+                let (spec, io) = crate::launcher::proto::SpawnSpec::from_child(cspec, current_dir());
                 engine.spawn(self, spec, io)
             }
             Err(e) => {
@@ -1656,7 +1681,7 @@ impl Port {
             // Input stops now (E24): the program's writes fail instead of blocking the flush.
             let _ = sys::fd::shutdown_read(fd.as_fd());
         }
-        self.0.cv.notify_all();
+        self.cv_wake(st);
         st.busy_wakers.drain(..).for_each(std::task::Waker::wake);
         after
     }
@@ -1696,7 +1721,7 @@ impl Port {
         if let Some(to) = st.reply_closed.take() {
             process::deliver(to, Message::Port(self.clone(), PortMsg::Closed));
         }
-        self.0.cv.notify_all();
+        self.cv_wake(st);
     }
 
     /// `Port.close/1`: closes the port. Linked processes get the exit signal `:normal` at
@@ -2044,6 +2069,8 @@ impl Port {
 }
 
 /// The host's environment merged with `{:env, ...}`: a `None` or empty value unsets.
+/// The program's environment: the host's with `changes` applied, as `KEY=value` strings,
+/// each with room for the NUL that makes it a C string (no reallocation then).
 fn merged_env(changes: &[(OsString, Option<OsString>)]) -> Vec<Vec<u8>> {
     let mut env: Vec<(OsString, OsString)> = std::env::vars_os().collect();
     for (k, v) in changes {
@@ -2054,12 +2081,19 @@ fn merged_env(changes: &[(OsString, Option<OsString>)]) -> Vec<Vec<u8>> {
     }
     env.into_iter()
         .map(|(k, v)| {
-            let mut kv = k.into_vec();
+            let (k, v) = (k.as_bytes(), v.as_bytes());
+            let mut kv = Vec::with_capacity(k.len() + v.len() + 2);
+            kv.extend_from_slice(k);
             kv.push(b'=');
-            kv.extend_from_slice(v.as_bytes());
+            kv.extend_from_slice(v);
             kv
         })
         .collect()
+}
+
+/// The host's working directory, which a program the launcher forks starts in.
+fn current_dir() -> Vec<u8> {
+    std::env::current_dir().map(|d| d.into_os_string().into_vec()).unwrap_or_default()
 }
 
 /// `System.find_executable/1`: the full path of `name` found on `PATH`, or `None`.
