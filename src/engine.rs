@@ -30,8 +30,14 @@ const LENT_TIMER: Token = Token(usize::MAX - 2);
 /// saves the launcher's two hops on that wait (spawn one at a time: 1.3× → 1.5× the VM's
 /// rate). A host with many in flight is better served by the launcher, whose spawner threads
 /// fork in parallel while the opener goes on (64 in flight: the launcher is ~10 % faster
-/// than forking everything on the opener's thread), and at one fd per port.
+/// than forking everything on the opener's thread), and at one fd per port. See also
+/// [`DIRECT_MAX_FD`].
 const DIRECT_AT_ONCE: usize = 2;
+
+/// A host thread forks only while its fds are fewer than this: the child gets a copy of the
+/// host's fd table (and closes it before `execve`), which costs in proportion to its size; the
+/// launcher's table stays small.
+const DIRECT_MAX_FD: i32 = 1024;
 
 /// Set in the token of a direct child's pidfd, whose low bits are its port's id.
 const PIDFD_BIT: usize = 1 << 62;
@@ -248,9 +254,12 @@ thread_local! {
 
 impl Engine {
     /// Whether the next port may be forked by its opener's thread ([`Engine::spawn_direct`]).
-    pub(crate) fn direct_ok(&self) -> bool {
+    /// `child` is the child's end of the port's socket, just made: the lowest free fd, so
+    /// every fd below it is open.
+    pub(crate) fn direct_ok(&self, child: BorrowedFd<'_>) -> bool {
         self.direct.is_some()
             && !self.launcher_gone.load(Ordering::Acquire)
+            && child.as_raw_fd() < DIRECT_MAX_FD
             && self.children.lock().expect("children").len() < self.direct_cap
     }
 
@@ -324,7 +333,7 @@ impl Engine {
         let mut lent = self.lent.lock().expect("lent ports");
         lent.insert(id, Instant::now());
         if !self.lent_timer_armed.swap(true, Ordering::AcqRel) {
-            let _ = sys::fd::timer_arm(self.lent_timer.as_fd(), LEND_FOR);
+            let _ = sys::fd::timer_set(self.lent_timer.as_fd(), Some(LEND_FOR));
         }
     }
 
@@ -333,7 +342,7 @@ impl Engine {
     pub(crate) fn unlend(&self, id: u64) {
         let mut lent = self.lent.lock().expect("lent ports");
         if lent.remove(&id).is_some() && lent.is_empty() && self.lent_timer_armed.swap(false, Ordering::AcqRel) {
-            let _ = sys::fd::timer_disarm(self.lent_timer.as_fd());
+            let _ = sys::fd::timer_set(self.lent_timer.as_fd(), None);
         }
     }
 
@@ -355,7 +364,7 @@ impl Engine {
             });
             if let Some(first) = lent.values().min() {
                 self.lent_timer_armed.store(true, Ordering::Release);
-                let _ = sys::fd::timer_arm(self.lent_timer.as_fd(), LEND_FOR.saturating_sub(now - *first));
+                let _ = sys::fd::timer_set(self.lent_timer.as_fd(), Some(LEND_FOR.saturating_sub(now - *first)));
             }
             due
         };

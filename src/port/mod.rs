@@ -781,7 +781,7 @@ impl Port {
             flags |= crate::launcher::proto::flags::STDERR_TO_STDOUT;
         }
         PORTS.write().expect("port table").insert(port.0.id, port.clone());
-        let here = engine.direct_ok();
+        let here = engine.direct_ok(child.as_fd());
         {
             let mut st = port.lock();
             st.phase = Phase::Open;

@@ -6,11 +6,12 @@
 //! - [`fd`]: stream socket pairs born `CLOEXEC`, non-blocking switches, `RLIMIT_NOFILE` raising,
 //!   `access(X_OK)`, `shutdown(SHUT_WR)`, and `writev`.
 //! - [`child`]: fork + exec of one prepared child (`setsid`, fds 0/1/2 or 3/4, `chdir`, a clean
-//!   signal state, death signal), callable only from the single-threaded launcher.
+//!   signal state, death signal), from the launcher, or from a host thread into the
+//!   launcher's PID namespace (with a pidfd, and every handler reset in the child).
 //! - [`start`]: starting the launcher from a multi-threaded host, inside a new PID namespace
 //!   where the kernel allows it.
 //! - [`signal`]: a pollable signal descriptor for `SIGCHLD` and termination signals, `kill`,
-//!   `killpg`, and reaping.
+//!   `killpg`, `pidfd_send_signal`, and reaping (by pid, or through a pidfd).
 //! - [`entry`]: the hook that turns a re-executed host binary into the launcher before `main`.
 //! - [`cgroup`]: a cgroup v2 group with `cgroup.kill`, the tier below PID namespaces.
 //! - [`msg`]: Unix-socket messages carrying fds, and pid translation between namespaces.
