@@ -231,11 +231,13 @@ fn direct_spawning(started: &sys::start::Started) -> (Option<sys::child::PidName
     if std::env::var_os("BEAMPORT_NO_DIRECT").is_some() {
         return (None, Some("turned off by BEAMPORT_NO_DIRECT".into()));
     }
-    if started.isolation != Isolation::PidNamespace {
-        return (
-            None,
-            Some(format!("the launcher's tier is {:?}, not a PID namespace the host may enter", started.isolation)),
-        );
+    match started.isolation {
+        Isolation::PidNamespace => {}
+        Isolation::UserPidNamespace => {
+            let why = "the launcher's PID namespace is owned by a user namespace of its own, which a host that is not root may not enter";
+            return (None, Some(why.into()));
+        }
+        other => return (None, Some(format!("the {other:?} tier has no PID namespace to fork into"))),
     }
     // Checked on a thread of its own: a thread whose children go to another namespace cannot
     // start threads, should its way back fail.
