@@ -396,8 +396,8 @@ impl Launcher {
 
     fn has_descendants(&self) -> bool {
         // In a PID namespace the host's own children count too (it forks some there itself):
-        // they are this launcher's to reap only once the host has fully exited, so they may
-        // not be our children yet. `kill(-1, 0)` finds any process left in the namespace.
+        // they are never ours to reap (the host's, then its namespace's reaper's), so only
+        // `kill(-1, 0)` finds them, with anything else left in the namespace.
         sys::signal::reap_all_children_remain() || (self.shared.in_namespace && sys::signal::kill(-1, 0).is_ok())
     }
 

@@ -169,13 +169,12 @@ pub(crate) fn timer() -> io::Result<OwnedFd> {
     Ok(rustix::time::timerfd_create(TimerfdClockId::Monotonic, TimerfdFlags::CLOEXEC | TimerfdFlags::NONBLOCK)?)
 }
 
-/// Arms `timer` to fire once, `after` from now; `None` disarms it.
-pub(crate) fn timer_set(timer: BorrowedFd<'_>, after: Option<std::time::Duration>) -> io::Result<()> {
+/// Arms `timer` to fire once, `after` from now.
+pub(crate) fn timer_arm(timer: BorrowedFd<'_>, after: std::time::Duration) -> io::Result<()> {
     use rustix::time::{Itimerspec, TimerfdTimerFlags, Timespec};
     let zero = Timespec { tv_sec: 0, tv_nsec: 0 };
-    // A zero value disarms: an armed timer fires at least a nanosecond from now.
-    let value =
-        after.map_or(zero, |a| Timespec { tv_sec: a.as_secs() as i64, tv_nsec: a.subsec_nanos().max(1) as i64 });
+    // A zero value would disarm it.
+    let value = Timespec { tv_sec: after.as_secs() as i64, tv_nsec: after.subsec_nanos().max(1) as i64 };
     rustix::time::timerfd_settime(
         timer,
         TimerfdTimerFlags::empty(),
