@@ -303,7 +303,8 @@ impl Engine {
         let raw = match sys::signal::reap_pidfd(c.pidfd.as_fd()) {
             Ok(Some(raw)) => raw,
             Ok(None) => return None,
-            // Not ours to wait for any more (cannot happen: nothing else reaps it).
+            // Reaped by someone else (a `waitid` with `__WALL` elsewhere in the host): its
+            // status is lost. Reported as killed, so that the port still ends.
             Err(_) => libc::SIGKILL,
         };
         let c = children.remove(&id).expect("looked up above");
@@ -322,11 +323,11 @@ impl Engine {
         self.registry.register(&mut SourceFd(&fd.as_raw_fd()), Token(id as usize), interest)
     }
 
-    /// Takes a port's socket out of the reactor: it is lent to its owner's thread, so that a
-    /// reply wakes only the owner polling it (`Port::wait_direct`). The lending is timed
-    /// ([`Engine::still_lent`]): if the owner does not poll within [`LEND_FOR`], the reactor
-    /// takes the port back (`Port::take_back`), so a port's output never waits unread for
-    /// long whatever its owner does.
+    /// Takes a port's socket or pidfd out of the reactor, when the port is lent to its owner's
+    /// thread, so that a reply wakes only the owner polling it (`Port::wait_direct`). The
+    /// lending is timed ([`Engine::still_lent`]): if the owner does not poll within
+    /// [`LEND_FOR`], the reactor takes the port back (`Port::take_back`), so a port's output
+    /// and exit never wait unread for long whatever its owner does.
     pub(crate) fn deregister(&self, fd: BorrowedFd<'_>) -> io::Result<()> {
         self.registry.deregister(&mut SourceFd(&fd.as_raw_fd()))
     }
