@@ -30,11 +30,22 @@ pub(crate) struct SpawnSpec {
     pub cd: Vec<u8>,
 }
 
+/// Who forks a child, which decides what it needs besides the spec.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Forker {
+    /// The launcher: the child `chdir`s to the host's working directory and dies with the
+    /// launcher (`PR_SET_PDEATHSIG`), also outside a PID namespace.
+    Launcher,
+    /// A host thread, into the launcher's namespace: the child starts in the host's working
+    /// directory, and gets no death signal (it would fire when the forking *thread* ends).
+    Host,
+}
+
 impl SpawnSpec {
-    /// What the forking side needs, with `io` (the child's end of the port's socket); `cwd`:
-    /// whether the child must `chdir` to the host's working directory (not when the host
-    /// forks it itself). Fails with `InvalidInput` on a NUL byte.
-    pub(crate) fn into_child(self, io: std::os::fd::OwnedFd, cwd: bool) -> std::io::Result<ChildSpec> {
+    /// What `forker` needs, with `io` (the child's end of the port's socket). Fails with
+    /// `InvalidInput` on a NUL byte.
+    pub(crate) fn into_child(self, io: std::os::fd::OwnedFd, forker: Forker) -> std::io::Result<ChildSpec> {
+        let cwd = forker == Forker::Launcher;
         use crate::sys::child::cstring_from;
         let opt = |b: Vec<u8>| if b.is_empty() { Ok(None) } else { cstring_from(b).map(Some) };
         let f = self.flags;
@@ -49,8 +60,6 @@ impl SpawnSpec {
             reads: f & flags::READS != 0,
             writes: f & flags::WRITES != 0,
             stderr_to_stdout: f & flags::STDERR_TO_STDOUT != 0,
-            // The launcher's children die with it, also outside a PID namespace. (A child the
-            // host forks gets none: the signal would fire when the forking *thread* ends.)
             death_signal: cwd.then_some(crate::sys::signal::SIGKILL),
         })
     }

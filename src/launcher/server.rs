@@ -131,7 +131,7 @@ impl Shared {
 
 /// Forks and execs `job`'s program; the child's socket is closed here once the child has it.
 fn spawn(job: Job, stack: &mut sys::child::ChildStack, announce: &AtomicI32) -> std::io::Result<i32> {
-    let spec = job.spec.into_child(job.io, true)?;
+    let spec = job.spec.into_child(job.io, super::proto::Forker::Launcher)?;
     sys::child::fork_exec(&spec, stack, announce)
 }
 

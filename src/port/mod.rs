@@ -1612,7 +1612,7 @@ impl Port {
         child: OwnedFd,
     ) -> io::Result<()> {
         // The child starts in the host's working directory: no `chdir` to it.
-        let cspec = spec.into_child(child, false)?;
+        let cspec = spec.into_child(child, crate::launcher::proto::Forker::Host)?;
         let mut st = self.lock();
         // Under the port's lock: the reactor may reap the child before this records it.
         match engine.spawn_direct(self, &cspec) {
