@@ -264,6 +264,8 @@ impl Engine {
             && !self.launcher_gone.load(Ordering::Acquire)
             && child.as_raw_fd() < DIRECT_MAX_FD
             && self.children.lock().expect("children").len() < self.direct_cap
+            // A host whose children the kernel reaps unasked would lose the exit status.
+            && !sys::signal::children_autoreaped()
     }
 
     /// Forks and execs `spec` on the calling thread, into the launcher's PID namespace, as
@@ -303,8 +305,9 @@ impl Engine {
         let raw = match sys::signal::reap_pidfd(c.pidfd.as_fd()) {
             Ok(Some(raw)) => raw,
             Ok(None) => return None,
-            // Reaped by someone else (a `waitid` with `__WALL` elsewhere in the host): its
-            // status is lost. Reported as killed, so that the port still ends.
+            // Reaped by someone else (a `waitpid(-1)` elsewhere in the host, or the kernel
+            // after the host set `SIGCHLD` to `SIG_IGN`): its status is lost. Reported as
+            // killed, so that the port still ends.
             Err(_) => libc::SIGKILL,
         };
         let c = children.remove(&id).expect("looked up above");

@@ -76,9 +76,12 @@ pub mod doctor {
         pub nofile_limit: u64,
         /// `Ok` if a port's opener forks its program itself, into the launcher's PID
         /// namespace, as `posix_spawn` would (while at most two such programs run and the
-        /// host has fewer than 1024 fds; else the launcher forks, in parallel with the opener,
-        /// at one fd per port); else why the launcher forks every child (one round trip to it
-        /// per spawn).
+        /// host has fewer than 1024 fds and does not ignore `SIGCHLD`; else the launcher forks,
+        /// in parallel with the opener, at one fd per port); else why the launcher forks every
+        /// child (one round trip to it per spawn). A program the host forks is the host's
+        /// child, as one of `posix_spawn` is: a `waitpid(-1)` of the host's own may reap it
+        /// first, and its port then reports it killed (`{:exit_status, 137}`). A host that
+        /// reaps any child it has sets `BEAMPORT_NO_DIRECT=1`.
         pub direct_spawn: Result<(), String>,
     }
 

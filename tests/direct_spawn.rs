@@ -120,20 +120,46 @@ fn a_closed_ports_running_program_gets_the_kill_ladder_and_is_reaped() {
 }
 
 #[test]
-fn the_hosts_own_child_handling_never_sees_direct_children() {
+fn a_host_that_ignores_sigchld_gets_exit_statuses_through_the_launcher() {
     let _turn = serial();
     let me = process::current();
-    let port = Port::open(Name::spawn("sh -c 'exit 5'"), [Opt::ExitStatus]).unwrap();
-    assert!(wait_until(DEADLINE, || port.os_pid().is_none_or(|p| !os_pid_alive(p))));
-    // A `waitpid(-1)` of the host's (a std `Command`'s reaper, a SIGCHLD handler) finds no
-    // child of ours to steal: direct children send no SIGCHLD and wait only for `__WALL`.
-    if direct() {
-        let mut status = 0;
-        // SAFETY: `status` is a valid out-pointer.
-        let r = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
-        assert!(r <= 0, "waitpid(-1) reaped {r}, a port's program");
+    // The kernel reaps the children of a host that ignores SIGCHLD by itself, exit status and
+    // all: beamport then leaves the forking to the launcher, whose children they are.
+    // SAFETY: SIGCHLD's disposition, set back below; while the lock is held no other test of
+    // this binary has a program that the host forked.
+    let old = unsafe { libc::signal(libc::SIGCHLD, libc::SIG_IGN) };
+    let port = Port::open(Name::spawn("sh -c 'sleep 0.1; exit 5'"), [Opt::ExitStatus]);
+    let parent = port.as_ref().ok().and_then(|p| status_field(p.os_pid()?, "PPid"));
+    let status = port.as_ref().map(|p| exit_status(&me, p)).map_err(|e| e.to_string());
+    // SAFETY: as above.
+    unsafe { libc::signal(libc::SIGCHLD, old) };
+    let port = port.unwrap();
+    assert_eq!(parent.unwrap().parse::<i32>().unwrap(), common::launcher_pid(), "forked by the host");
+    assert_eq!(status.unwrap(), format!("{{{port:?}, {{:exit_status, 5}}}}"));
+}
+
+#[test]
+fn a_status_the_host_reaps_itself_still_ends_the_port() {
+    let _turn = serial();
+    let me = process::current();
+    // A program the host forked is the host's child, as one of `posix_spawn` is: a
+    // `waitpid` of the host's own can take its status before beamport does. The port then
+    // reports it killed (the status is gone), and ends all the same.
+    let port = Port::open(Name::spawn("sh -c 'sleep 0.2; exit 5'"), [Opt::ExitStatus]).unwrap();
+    let pid = port.os_pid().unwrap();
+    let mut raw = 0;
+    // SAFETY: `raw` is a valid out-pointer; `pid` is this process's child (or, through the
+    // launcher, not: then `waitpid` fails with ECHILD).
+    let r = unsafe { libc::waitpid(pid, &mut raw, 0) };
+    let status = exit_status(&me, &port);
+    if r == pid {
+        assert!(direct(), "the host reaped a program of the launcher's");
+        assert_eq!(raw, 5 << 8);
+        assert_eq!(status, format!("{{{port:?}, {{:exit_status, 137}}}}"));
+    } else {
+        assert_eq!(status, format!("{{{port:?}, {{:exit_status, 5}}}}"));
     }
-    assert_eq!(exit_status(&me, &port), format!("{{{port:?}, {{:exit_status, 5}}}}"));
+    assert!(port.info().is_none(), "the port is still open");
 }
 
 #[test]

@@ -112,8 +112,9 @@ pub(crate) struct DirectChild {
 
 /// Forks and execs `spec` from any thread of a multi-threaded host, as `posix_spawn` does,
 /// into the PID namespace the thread's children go to (see [`PidNamespace::enter`]). The child
-/// sends no `SIGCHLD` (exit signal 0): only its pidfd tells of its exit, so the host's own
-/// `SIGCHLD` handling and `waitpid(-1)` never see it. Signals stay blocked in the calling
+/// is the host's, as a `posix_spawn` child is: its pidfd tells of its exit, and so does a
+/// `SIGCHLD` (the clone asks for no exit signal, but `execve` sets it back to `SIGCHLD`), so
+/// a `waitpid(-1)` elsewhere in the host can reap it first. Signals stay blocked in the calling
 /// thread until the child has exec'd, and every handled signal is reset to its default in the
 /// child before it unblocks them, since it shares the host's memory until it execs.
 pub(crate) fn fork_exec_direct(spec: &ChildSpec, stack: &mut ChildStack) -> io::Result<DirectChild> {

@@ -110,6 +110,18 @@ pub(crate) fn reap_pidfd(pidfd: std::os::fd::BorrowedFd<'_>) -> io::Result<Optio
     }))
 }
 
+/// Whether the kernel reaps this process's children by itself when they exit (`SIGCHLD` set
+/// to `SIG_IGN`, or a handler with `SA_NOCLDWAIT`): then their exit status cannot be had.
+pub(crate) fn children_autoreaped() -> bool {
+    // SAFETY: an all-zero `sigaction` is valid; with a null new action `sigaction` only reads
+    // the current disposition into `old`.
+    unsafe {
+        let mut old: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(libc::SIGCHLD, std::ptr::null(), &mut old) == 0
+            && (old.sa_sigaction == libc::SIG_IGN || old.sa_flags & libc::SA_NOCLDWAIT != 0)
+    }
+}
+
 /// Sends `sig` to the process behind `pidfd` (which cannot be a reused pid).
 pub(crate) fn pidfd_kill(pidfd: std::os::fd::BorrowedFd<'_>, sig: i32) -> io::Result<()> {
     let sig = rustix::process::Signal::from_named_raw(sig).ok_or(io::Error::from_raw_os_error(libc::EINVAL))?;
