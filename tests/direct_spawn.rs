@@ -1,6 +1,7 @@
 //! Programs forked by the opening thread itself (`beamport doctor`: "spawning: by the opening
 //! thread"), into the launcher's PID namespace, as `posix_spawn` would: they behave as the
-//! launcher's children do, and the host's own child handling never sees them.
+//! launcher's children do, and they are the host's children as `posix_spawn`'s are (a host
+//! that ignores `SIGCHLD` gets the launcher's instead).
 //!
 //! Where the host may not enter the launcher's namespace (not root, or another tier, or
 //! `BEAMPORT_NO_DIRECT`), the launcher forks everything and the tests that are about direct
