@@ -158,6 +158,7 @@ fn start_launcher(sock: &OwnedFd) -> io::Result<(sys::start::Started, Option<Pat
 }
 
 fn start() -> io::Result<Engine> {
+    let spawning = crate::spawning::take();
     let nofile_limit = sys::fd::raise_nofile_limit();
     let poll = Poll::new()?;
     let registry = poll.registry().try_clone()?;
@@ -180,7 +181,7 @@ fn start() -> io::Result<Engine> {
     registry.register(&mut SourceFd(&host.as_raw_fd()), LAUNCHER, Interest::READABLE)?;
     let lent_timer = sys::fd::timer()?;
     registry.register(&mut SourceFd(&lent_timer.as_raw_fd()), LENT_TIMER, Interest::READABLE)?;
-    let (direct, direct_refused) = direct_spawning(&started);
+    let (direct, direct_refused) = direct_spawning(&started, spawning);
     let (out_tx, out_rx) = mpsc::channel::<Request>();
     let engine = Engine {
         registry,
@@ -227,10 +228,17 @@ fn start() -> io::Result<Engine> {
 /// Whether host threads may fork children themselves, into the launcher's PID namespace:
 /// only in that tier (a child there dies with the launcher, whatever happens to the host), and
 /// only if the host may enter it (`CAP_SYS_ADMIN` over it: true for root, not for an
-/// unprivileged host whose launcher made a user namespace). `BEAMPORT_NO_DIRECT` turns it off.
-fn direct_spawning(started: &sys::start::Started) -> (Option<sys::child::PidNamespace>, Option<String>) {
+/// unprivileged host whose launcher made a user namespace). `BEAMPORT_NO_DIRECT` and
+/// [`crate::set_spawning`] turn it off.
+fn direct_spawning(
+    started: &sys::start::Started,
+    spawning: crate::Spawning,
+) -> (Option<sys::child::PidNamespace>, Option<String>) {
     if std::env::var_os("BEAMPORT_NO_DIRECT").is_some() {
         return (None, Some("turned off by BEAMPORT_NO_DIRECT".into()));
+    }
+    if spawning == crate::Spawning::Launcher {
+        return (None, Some("turned off by set_spawning(Spawning::Launcher)".into()));
     }
     match started.isolation {
         Isolation::PidNamespace => {}

@@ -33,6 +33,7 @@ mod message;
 mod port;
 pub mod process;
 pub mod program;
+mod spawning;
 mod sys;
 
 pub use message::{Data, ExitStatus, Id, Message, PortMsg, Reason, Ref, UserMsg};
@@ -41,6 +42,7 @@ pub use port::{
     DEFAULT_GRACE, DEFAULT_READ_WINDOW,
 };
 pub use process::{Exited, Pid, Process};
+pub use spawning::{set_spawning, AlreadyStarted, Spawning};
 
 /// How the no-orphan guarantee is enforced on this machine (for `beamport doctor`).
 pub mod doctor {
@@ -81,7 +83,7 @@ pub mod doctor {
         /// child (one round trip to it per spawn). A program the host forks is the host's
         /// child, as one of `posix_spawn` is: a `waitpid(-1)` of the host's own may reap it
         /// first, and its port then reports it killed (`{:exit_status, 137}`). A host that
-        /// reaps any child it has sets `BEAMPORT_NO_DIRECT=1`.
+        /// reaps any child it has calls [`crate::set_spawning`]`(Spawning::Launcher)` first.
         pub direct_spawn: Result<(), String>,
     }
 
