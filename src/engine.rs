@@ -59,7 +59,8 @@ pub(crate) struct Engine {
     /// Ports whose spawn request has no reply yet.
     pending: Mutex<HashMap<u64, Port>>,
     pids: Mutex<HashMap<i32, Port>>,
-    /// Ports lent to their owner's thread (see [`Engine::lend`]), with when they were lent.
+    /// Ports lent to their owner's thread (see [`Engine::deregister`]), with when their
+    /// owner last polled each.
     lent: Mutex<HashMap<u64, Instant>>,
     lent_timer: OwnedFd,
     lent_timer_armed: AtomicBool,

@@ -24,6 +24,9 @@
 //! [`Port`]'s private `begin_close` and `finish` are the only functions that move it along,
 //! whatever the cause: a close, an owner's death, EOF, a write error or an exit signal.
 
+mod direct;
+mod error;
+mod info;
 mod options;
 
 use std::collections::{HashMap, VecDeque};
@@ -31,148 +34,26 @@ use std::ffi::OsString;
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, LazyLock, Mutex, MutexGuard, OnceLock, RwLock};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Condvar, LazyLock, Mutex, MutexGuard, RwLock};
 
 use bytes::{Bytes, BytesMut};
 
+use self::direct::set_direct;
+pub(crate) use self::direct::{direct_candidate, forget_direct};
+pub(crate) use self::error::errno_name;
+pub use self::error::{OpenError, PortError};
+pub use self::info::{Item, ItemValue, PortInfo};
 pub(crate) use self::options::Settings;
 pub use self::options::{Name, Opt, DEFAULT_GRACE, DEFAULT_READ_WINDOW};
 use crate::engine;
-use crate::framing::{self, Decoder, Frame, FrameError};
+use crate::framing::{self, Decoder, Frame};
 use crate::message::{Data, ExitStatus, Id, Message, PortMsg, Reason, Ref};
 use crate::process::{self, Pid};
 use crate::sys;
-
-/// Why a port could not be opened. [`OpenError::otp_name`] gives the atom `open_port/2`
-/// raises for the same fault.
-///
-/// # Examples
-///
-/// ```
-/// use beamport::{Name, OpenError, Opt, Port};
-/// let e = Port::open(Name::spawn(""), []).unwrap_err();
-/// assert!(matches!(e, OpenError::Badarg { .. }));
-/// let e = Port::open(Name::spawn("cat"), [Opt::args(["-u"])]).unwrap_err(); // executables only
-/// assert!(matches!(e, OpenError::Badarg { .. }));
-/// let e = Port::open(Name::executable("/nonexistent/prog"), []).unwrap_err();
-/// assert!(matches!(&e, OpenError::Enoent { path } if path.ends_with("prog")));
-/// let e = Port::open(Name::executable("/etc/passwd"), []).unwrap_err(); // not executable
-/// assert!(matches!(e, OpenError::Eacces { .. }));
-/// assert_eq!(e.to_string(), "eacces: /etc/passwd: permission denied");
-/// ```
-#[derive(Debug, thiserror::Error)]
-pub enum OpenError {
-    /// `badarg`: a malformed name or option, or a forbidden combination.
-    #[error("badarg: {what}")]
-    Badarg {
-        /// What was wrong.
-        what: String,
-    },
-    /// `enoent`: the executable does not exist.
-    #[error("enoent: {}: no such file", path.display())]
-    Enoent {
-        /// The path given.
-        path: PathBuf,
-    },
-    /// `eacces`: the file is not executable.
-    #[error("eacces: {}: permission denied", path.display())]
-    Eacces {
-        /// The path given.
-        path: PathBuf,
-    },
-    /// A resource error from the OS: `emfile`, `enfile`, `eagain`, `enomem`…
-    #[error("{name}: {source}")]
-    System {
-        /// OTP's atom for it.
-        name: &'static str,
-        /// The error behind it.
-        source: io::Error,
-    },
-    /// The calling process is dead.
-    #[error("the calling process has exited ({0:?})")]
-    Exited(Reason),
-}
-
-impl OpenError {
-    /// OTP's atom for this error: `badarg`, `enoent`, `eacces`, `emfile`…
-    ///
-    /// ```
-    /// use beamport::{Name, Port};
-    /// let e = Port::open(Name::executable("/nonexistent/prog"), []).unwrap_err();
-    /// assert_eq!(e.otp_name(), "enoent");
-    /// ```
-    pub fn otp_name(&self) -> &'static str {
-        match self {
-            OpenError::Badarg { .. } => "badarg",
-            OpenError::Enoent { .. } => "enoent",
-            OpenError::Eacces { .. } => "eacces",
-            OpenError::System { name, .. } => name,
-            OpenError::Exited(_) => "noproc",
-        }
-    }
-
-    fn system(e: io::Error) -> OpenError {
-        OpenError::System { name: errno_name(&e), source: e }
-    }
-}
-
-/// OTP's atom for an OS error.
-pub(crate) fn errno_name(e: &io::Error) -> &'static str {
-    match e.raw_os_error() {
-        Some(libc::EMFILE) => "emfile",
-        Some(libc::ENFILE) => "enfile",
-        Some(libc::EAGAIN) => "eagain",
-        Some(libc::ENOMEM) => "enomem",
-        Some(libc::ENOENT) => "enoent",
-        Some(libc::EACCES) => "eacces",
-        Some(libc::EPIPE) => "epipe",
-        Some(libc::EBADF) => "ebadf",
-        Some(libc::EINVAL) => "einval",
-        Some(libc::ENAMETOOLONG) => "enametoolong",
-        Some(libc::E2BIG) => "e2big",
-        _ => "eio",
-    }
-}
-
-/// Why a function-API call on a port failed.
-///
-/// # Examples
-///
-/// ```
-/// use beamport::{CommandFlags, Name, Opt, Port, PortError};
-/// let port = Port::open(Name::spawn("cat"), [Opt::Packet(1)]).unwrap();
-/// let e = port.command(vec![0; 256]).unwrap_err(); // a 1-byte header holds at most 255
-/// assert!(matches!(e, PortError::PacketTooLarge(_)));
-/// assert!(port.is_open()); // refused, not fatal
-/// let force = CommandFlags { force: true, ..Default::default() };
-/// assert!(matches!(port.command_with("x", force), Err(PortError::NotSup)));
-/// port.close().unwrap();
-/// assert!(matches!(port.command("x"), Err(PortError::Closed(_))));
-/// ```
-#[derive(Debug, thiserror::Error)]
-pub enum PortError {
-    /// `badarg`: the port is closed (or closing).
-    #[error("badarg: {0} is closed")]
-    Closed(String),
-    /// The command does not fit the packet header. OTP would accept it and then kill the port
-    /// with `einval`; beamport refuses it and the port stays open.
-    #[error("badarg: {0}")]
-    PacketTooLarge(#[from] FrameError),
-    /// `notsup`: `force` on a spawn port (OTP gives the same).
-    #[error("notsup: :force is not supported by spawn ports")]
-    NotSup,
-    /// `badarg` for another reason (for example connecting to a dead process).
-    #[error("badarg: {0}")]
-    Badarg(String),
-    /// The port's input was already closed with [`Port::close_input`].
-    #[error("badarg: the input of {0} is closed")]
-    InputClosed(String),
-}
 
 /// A message-API request: the second element of `{pid, request}` sent to a port.
 ///
@@ -237,145 +118,6 @@ pub struct CommandFlags {
     pub nosuspend: bool,
     /// `:force`: not supported by spawn ports (`notsup`), as in OTP.
     pub force: bool,
-}
-
-/// One item of [`Port::info_item`] (`Port.info/2`).
-///
-/// # Examples
-///
-/// ```
-/// use beamport::{process, Item, ItemValue, Name, Port};
-/// let me = process::current();
-/// let port = Port::open(Name::spawn("cat"), []).unwrap();
-/// assert_eq!(port.info_item(Item::Connected), Some(ItemValue::Pid(me.pid())));
-/// assert_eq!(port.info_item(Item::Links), Some(ItemValue::Pids(vec![me.pid()])));
-/// assert_eq!(port.info_item(Item::Id), Some(ItemValue::Int(port.id())));
-/// assert_eq!(port.info_item(Item::Output), Some(ItemValue::Int(0)));
-/// assert_eq!(port.info_item(Item::Parallelism), Some(ItemValue::Bool(false)));
-/// port.close().unwrap();
-/// assert_eq!(port.info_item(Item::Id), None);
-/// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Item {
-    /// `:name`.
-    Name,
-    /// `:links`.
-    Links,
-    /// `:id`.
-    Id,
-    /// `:connected`.
-    Connected,
-    /// `:input`: bytes read from the program.
-    Input,
-    /// `:output`: bytes sent to the program.
-    Output,
-    /// `:os_pid`.
-    OsPid,
-    /// `:queue_size`: bytes waiting in the output queue.
-    QueueSize,
-    /// `:memory`: bytes the host holds for this port.
-    Memory,
-    /// `:parallelism`.
-    Parallelism,
-    /// `:monitored_by`.
-    MonitoredBy,
-}
-
-/// `Port.info/1`: everything about an open port.
-///
-/// # Examples
-///
-/// ```
-/// use beamport::{process, Name, Port};
-/// let me = process::current();
-/// let port = Port::open(Name::spawn("cat > /dev/null"), []).unwrap();
-/// port.command("12345").unwrap();
-/// let info = port.info().unwrap();
-/// assert_eq!(info.name, "cat > /dev/null");
-/// assert_eq!((info.connected, info.links), (me.pid(), vec![me.pid()]));
-/// assert_eq!((info.id, info.input, info.output), (port.id(), 0, 5));
-/// assert_eq!(info.os_pid, port.os_pid());
-/// let iex = format!("{:?}", port.info().unwrap());
-/// assert!(iex.starts_with("[name: 'cat > /dev/null', links: ["));
-/// port.close().unwrap();
-/// ```
-#[derive(Clone, PartialEq, Eq)]
-pub struct PortInfo {
-    /// `:name`.
-    pub name: String,
-    /// `:links`.
-    pub links: Vec<Pid>,
-    /// `:id`.
-    pub id: u64,
-    /// `:connected`.
-    pub connected: Pid,
-    /// `:input`.
-    pub input: u64,
-    /// `:output`.
-    pub output: u64,
-    /// `:os_pid` (in the host's PID namespace).
-    pub os_pid: Option<i32>,
-}
-
-impl fmt::Debug for PortInfo {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "[name: '{}', links: {:?}, id: {}, connected: {:?}, input: {}, output: {}, os_pid: {}]",
-            self.name,
-            self.links,
-            self.id,
-            self.connected,
-            self.input,
-            self.output,
-            self.os_pid.map_or(":undefined".into(), |p| p.to_string())
-        )
-    }
-}
-
-/// The value of one [`Item`].
-///
-/// # Examples
-///
-/// ```
-/// use beamport::{Item, ItemValue, Name, Port};
-/// let port = Port::open(Name::spawn("cat"), []).unwrap();
-/// let name = port.info_item(Item::Name).unwrap();
-/// assert_eq!(format!("{name:?}"), "'cat'"); // as iex prints it
-/// match port.info_item(Item::OsPid) {
-///     Some(ItemValue::OsPid(Some(pid))) => assert!(pid > 0),
-///     other => panic!("{other:?}"),
-/// }
-/// port.close().unwrap();
-/// ```
-#[derive(Clone, PartialEq, Eq)]
-pub enum ItemValue {
-    /// A name.
-    Name(String),
-    /// Pids (`links`, `monitored_by`).
-    Pids(Vec<Pid>),
-    /// A pid (`connected`).
-    Pid(Pid),
-    /// A number (`id`, `input`, `output`, `queue_size`, `memory`).
-    Int(u64),
-    /// An OS pid, or `:undefined`.
-    OsPid(Option<i32>),
-    /// A flag (`parallelism`).
-    Bool(bool),
-}
-
-impl fmt::Debug for ItemValue {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ItemValue::Name(n) => write!(f, "'{n}'"),
-            ItemValue::Pids(p) => p.fmt(f),
-            ItemValue::Pid(p) => p.fmt(f),
-            ItemValue::Int(i) => i.fmt(f),
-            ItemValue::OsPid(Some(p)) => p.fmt(f),
-            ItemValue::OsPid(None) => f.write_str(":undefined"),
-            ItemValue::Bool(b) => b.fmt(f),
-        }
-    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -493,87 +235,6 @@ impl fmt::Debug for Port {
 /// Bytes asked of each `read`: one message in stream mode.
 const READ_SIZE: usize = 256 * 1024;
 
-thread_local! {
-    /// The port this thread's process last opened or commanded while owning it: the one its
-    /// next blocking receive polls itself, since that is where a reply is likely to come from.
-    static DIRECT: std::cell::RefCell<Option<Port>> = const { std::cell::RefCell::new(None) };
-    /// Read buffer for the ports this thread polls itself.
-    static DIRECT_BUF: std::cell::RefCell<BytesMut> = std::cell::RefCell::new(BytesMut::new());
-}
-
-/// After this many spins in a row that ended without a reply, a thread stops spinning for
-/// [`SPIN_REST`] waits: its peers are slower than the spin.
-const SPIN_MISSES: u32 = 4;
-const SPIN_REST: u32 = 64;
-
-thread_local! {
-    /// Spins in a row that saw nothing, then (past [`SPIN_MISSES`]) waits left without spinning.
-    static SPIN_LUCK: std::cell::Cell<(u32, u32)> = const { std::cell::Cell::new((0, 0)) };
-}
-
-/// Polls a port (see [`sys::fd::poll_port`]) without sleeping for up to `spin`; `None` if
-/// nothing came (or the thread should not spin now), and the caller sleeps in a blocking poll.
-fn spin_poll(
-    sock: Option<BorrowedFd<'_>>,
-    pidfd: Option<BorrowedFd<'_>>,
-    wake: BorrowedFd<'_>,
-    spin: Duration,
-) -> Option<sys::fd::Polled> {
-    static CPUS: OnceLock<usize> = OnceLock::new();
-    let cpus = *CPUS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let (misses, rest) = SPIN_LUCK.get();
-    if spin.is_zero() || cpus < 2 {
-        return None;
-    }
-    if rest > 0 {
-        SPIN_LUCK.set((misses, rest - 1));
-        return None;
-    }
-    let start = Instant::now();
-    let seen = loop {
-        match sys::fd::poll_port(sock, pidfd, wake, Some(Duration::ZERO)) {
-            Ok(p) if p.any() => break Some(p),
-            Ok(_) if start.elapsed() < spin => std::hint::spin_loop(),
-            Ok(_) | Err(_) => break None,
-        }
-    };
-    // Only the port's own reply is a hit: a message from elsewhere (the wake eventfd) counts
-    // as a miss, so an owner of many ports, served by the reactor, soon stops spinning.
-    let hit = seen.is_some_and(|p| p.ready.readable || p.exited);
-    SPIN_LUCK.set(match (hit, misses + 1) {
-        (true, _) => (0, 0),
-        (false, m) if m >= SPIN_MISSES => (0, SPIN_REST),
-        (false, m) => (m, 0),
-    });
-    seen
-}
-
-/// Makes `port` this thread's direct candidate; true if it already was.
-fn set_direct(port: &Port) -> bool {
-    DIRECT.with(|d| {
-        let mut d = d.borrow_mut();
-        if d.as_ref() == Some(port) {
-            return true;
-        }
-        *d = Some(port.clone());
-        false
-    })
-}
-
-/// The port a blocking receive on this thread may poll itself.
-pub(crate) fn direct_candidate() -> Option<Port> {
-    DIRECT.with(|d| d.borrow().clone())
-}
-
-/// Stops offering `port` to this thread's receives (it cannot be polled directly now).
-pub(crate) fn forget_direct(port: &Port) {
-    DIRECT.with(|d| {
-        let mut d = d.borrow_mut();
-        if d.as_ref() == Some(port) {
-            *d = None;
-        }
-    });
-}
 /// `SO_SNDBUF` of both ends of a port's socket.
 const SOCKET_BUFFER: usize = 1 << 20;
 
@@ -1232,160 +893,6 @@ impl Port {
         Ok(())
     }
 
-    /// Polls the socket on the calling (owner's) thread instead of the reactor, until it is
-    /// readable, `wake` is signalled (a message came, or the port needs the reactor back) or
-    /// `timeout` passes; then reads what came, delivering it as the reactor would, and hands
-    /// the socket back. A request-reply exchange then costs the owner one wake-up, as a plain
-    /// blocking `read` would, instead of two (reactor, then owner). A program the host forked
-    /// is polled too, through its pidfd, and reaped here: after its EOF, the owner waiting for
-    /// its exit status is woken by its exit itself. Returns false, without waiting, if the
-    /// port cannot be polled so (not the caller's, closed, paused, output queued, or already
-    /// polled).
-    pub(crate) fn wait_direct(
-        &self,
-        me: Pid,
-        wake: std::os::fd::BorrowedFd<'_>,
-        timeout: Option<std::time::Duration>,
-        stop_polling: impl FnOnce(),
-    ) -> bool {
-        let Ok(engine) = engine::get() else { return false };
-        let (sock, pidfd, spin) = {
-            let mut st = self.lock();
-            if st.owner != me || st.direct.is_some() || !self.pollable(&st) {
-                return false;
-            }
-            if !st.lent && !self.lend(&mut st, engine) {
-                return false;
-            }
-            st.direct = Some(me);
-            let sock = if self.lendable(&st) { st.fd.clone() } else { None };
-            let spin = if std::mem::take(&mut st.replying) {
-                self.0.settings.spin_wait.min(timeout.unwrap_or(Duration::MAX))
-            } else {
-                Duration::ZERO
-            };
-            (sock, st.pidfd.clone(), spin)
-        };
-        let (s, p) = (sock.as_ref().map(|f| f.as_fd()), pidfd.as_ref().map(|f| f.as_fd()));
-        let start = Instant::now();
-        let polled = match spin_poll(s, p, wake, spin) {
-            Some(seen) => Ok(seen),
-            None => sys::fd::poll_port(s, p, wake, timeout.map(|t| t.saturating_sub(start.elapsed()))),
-        };
-        stop_polling();
-        let polled = polled.unwrap_or_default();
-        if polled.woken {
-            sys::fd::eventfd_drain(wake);
-        }
-        let after = {
-            let mut st = self.lock();
-            st.direct = None;
-            let mut after = After::default();
-            if polled.ready.readable {
-                let short_ok = !polled.ready.closed;
-                after = DIRECT_BUF.with(|b| self.read_input(&mut st, &mut b.borrow_mut(), short_ok));
-            }
-            if polled.exited {
-                if let Some((_, raw, group_left)) = engine.reap_direct(self.0.id) {
-                    after.merge(self.child_exited(&mut st, raw, group_left));
-                }
-            }
-            if st.lent {
-                // Still the owner's while it keeps polling; else back to the reactor.
-                if self.pollable(&st) {
-                    engine.still_lent(self.0.id);
-                } else {
-                    self.rearm(&mut st, engine);
-                }
-            }
-            after
-        };
-        drop((sock, pidfd)); // closes the socket if the port ended meanwhile
-        after.run(self);
-        true
-    }
-
-    /// The owner commands: the port becomes its thread's direct candidate, and if it already
-    /// was (a request-reply loop), the socket is lent before the write, so that the reply
-    /// cannot wake the reactor before the owner's receive polls it.
-    fn lend_for_reply(&self, st: &mut State) {
-        st.replying = true;
-        if set_direct(self) && st.registered && self.lendable(st) {
-            if let Ok(e) = engine::get() {
-                self.lend(st, e);
-            }
-        }
-    }
-
-    /// Whether the owner's thread may poll the socket itself: the port is open, reads, is not
-    /// paused, and has no output queued (which needs the reactor's writability events).
-    fn lendable(&self, st: &State) -> bool {
-        st.phase == Phase::Open
-            && self.0.settings.reads
-            && !st.read_eof
-            && !self.0.read_paused.load(Ordering::SeqCst)
-            && st.queue.is_empty()
-            && (st.registered || st.lent)
-            && !self.window_full()
-    }
-
-    /// Whether the owner's thread may poll the port itself: its socket ([`Port::lendable`]),
-    /// or, once the socket is at EOF, the pidfd of a program forked here whose exit status
-    /// the port still waits for.
-    fn pollable(&self, st: &State) -> bool {
-        self.lendable(st) || (st.phase == Phase::Open && st.pidfd.is_some() && st.read_eof && st.exit.is_none())
-    }
-
-    /// Lends the port to its owner's thread: its socket and pidfd leave the reactor.
-    fn lend(&self, st: &mut State, engine: &engine::Engine) -> bool {
-        if st.registered {
-            let Some(fd) = st.fd.as_ref() else { return false };
-            if engine.deregister(fd.as_fd()).is_err() {
-                return false;
-            }
-            st.registered = false;
-            st.write_armed = false;
-        }
-        if st.pidfd_watched {
-            if let Some(p) = st.pidfd.as_ref() {
-                let _ = engine.deregister(p.as_fd());
-            }
-            st.pidfd_watched = false;
-        }
-        engine.still_lent(self.0.id);
-        st.lent = true;
-        true
-    }
-
-    /// Gives a lent port back to the reactor, for what it still needs.
-    fn rearm(&self, st: &mut State, engine: &engine::Engine) {
-        st.lent = false;
-        engine.unlend(self.0.id);
-        self.watch_pidfd(st, engine);
-        let read = self.0.settings.reads && !st.read_eof;
-        let write = !st.queue.is_empty();
-        let Some(fd) = st.fd.as_ref().filter(|_| matches!(st.phase, Phase::Open | Phase::Closing)) else { return };
-        if (read || write) && engine.register(fd.as_fd(), self.0.id, write).is_ok() {
-            st.registered = true;
-            st.write_armed = write;
-        }
-    }
-
-    /// Has the reactor watch the pidfd of a program forked here, to reap it.
-    fn watch_pidfd(&self, st: &mut State, engine: &engine::Engine) {
-        if let Some(p) = st.pidfd.as_ref().filter(|_| !st.pidfd_watched) {
-            st.pidfd_watched = engine.watch_pidfd(p.as_fd(), self.0.id).is_ok();
-        }
-    }
-
-    /// Called by the engine when a lent socket was not polled for [`engine::LEND_FOR`].
-    pub(crate) fn take_back(&self, engine: &engine::Engine) {
-        let mut st = self.lock();
-        if st.lent && st.direct.is_none() {
-            self.rearm(&mut st, engine);
-        }
-    }
-
     /// Called by the engine when the socket can take more output.
     pub(crate) fn on_writable(&self) {
         let after = {
@@ -1823,77 +1330,6 @@ impl Port {
             st.links.push(pid);
         }
         Ok(())
-    }
-
-    /// `Port.info/1`: `None` once the port is closed.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use beamport::{process, Name, Port};
-    /// let me = process::current();
-    /// let port = Port::open(Name::spawn("cat"), []).unwrap();
-    /// port.command("abc").unwrap();
-    /// me.receive_timeout(Duration::from_secs(5)).unwrap().expect("data");
-    /// let info = port.info().unwrap();
-    /// assert_eq!((info.name.as_str(), info.input, info.output), ("cat", 3, 3));
-    /// assert_eq!(info.connected, me.pid());
-    /// port.close().unwrap();
-    /// assert_eq!(port.info(), None);
-    /// ```
-    pub fn info(&self) -> Option<PortInfo> {
-        let st = self.spawned();
-        if st.phase == Phase::Dead {
-            return None;
-        }
-        Some(PortInfo {
-            name: self.0.name.to_string(),
-            links: st.links.clone(),
-            id: self.0.id,
-            connected: st.owner,
-            input: st.input,
-            output: st.output,
-            os_pid: Some(self.0.os_pid.load(Ordering::Relaxed)).filter(|p| *p > 0),
-        })
-    }
-
-    /// `Port.info/2`: one item, `None` once the port is closed.
-    ///
-    /// ```
-    /// use beamport::{Item, ItemValue, Name, Port};
-    /// let port = Port::open(Name::spawn("cat"), []).unwrap();
-    /// assert_eq!(port.info_item(Item::Name), Some(ItemValue::Name("cat".into())));
-    /// port.close().unwrap();
-    /// assert_eq!(port.info_item(Item::Name), None);
-    /// ```
-    pub fn info_item(&self, item: Item) -> Option<ItemValue> {
-        let st = if item == Item::OsPid { self.spawned() } else { self.lock() };
-        if st.phase == Phase::Dead {
-            return None;
-        }
-        Some(match item {
-            Item::Name => ItemValue::Name(self.0.name.to_string()),
-            Item::Links => ItemValue::Pids(st.links.clone()),
-            Item::Id => ItemValue::Int(self.0.id),
-            Item::Connected => ItemValue::Pid(st.owner),
-            Item::Input => ItemValue::Int(st.input),
-            Item::Output => ItemValue::Int(st.output),
-            Item::OsPid => ItemValue::OsPid(Some(self.0.os_pid.load(Ordering::Relaxed)).filter(|p| *p > 0)),
-            Item::QueueSize => ItemValue::Int(st.queued as u64),
-            Item::Memory => ItemValue::Int(self.memory(&st) as u64),
-            Item::Parallelism => ItemValue::Bool(self.0.settings.parallelism),
-            Item::MonitoredBy => ItemValue::Pids(st.monitors.iter().map(|(_, p)| *p).collect()),
-        })
-    }
-
-    fn memory(&self, st: &State) -> usize {
-        std::mem::size_of::<Inner>()
-            + self.0.name.len()
-            + st.links.capacity() * std::mem::size_of::<Pid>()
-            + st.monitors.capacity() * std::mem::size_of::<(Ref, Pid)>()
-            + st.queue.capacity() * std::mem::size_of::<Bytes>()
-            + st.rbuf.capacity()
     }
 
     /// Monitors the port from the calling process (`Port.monitor/1`): a

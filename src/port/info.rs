@@ -1,0 +1,222 @@
+//! What `Port.info/1,2` reports about a port.
+
+use std::fmt;
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+
+use super::{Inner, Phase, Port, State};
+use crate::message::Ref;
+use crate::process::Pid;
+
+/// One item of [`Port::info_item`] (`Port.info/2`).
+///
+/// # Examples
+///
+/// ```
+/// use beamport::{process, Item, ItemValue, Name, Port};
+/// let me = process::current();
+/// let port = Port::open(Name::spawn("cat"), []).unwrap();
+/// assert_eq!(port.info_item(Item::Connected), Some(ItemValue::Pid(me.pid())));
+/// assert_eq!(port.info_item(Item::Links), Some(ItemValue::Pids(vec![me.pid()])));
+/// assert_eq!(port.info_item(Item::Id), Some(ItemValue::Int(port.id())));
+/// assert_eq!(port.info_item(Item::Output), Some(ItemValue::Int(0)));
+/// assert_eq!(port.info_item(Item::Parallelism), Some(ItemValue::Bool(false)));
+/// port.close().unwrap();
+/// assert_eq!(port.info_item(Item::Id), None);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Item {
+    /// `:name`.
+    Name,
+    /// `:links`.
+    Links,
+    /// `:id`.
+    Id,
+    /// `:connected`.
+    Connected,
+    /// `:input`: bytes read from the program.
+    Input,
+    /// `:output`: bytes sent to the program.
+    Output,
+    /// `:os_pid`.
+    OsPid,
+    /// `:queue_size`: bytes waiting in the output queue.
+    QueueSize,
+    /// `:memory`: bytes the host holds for this port.
+    Memory,
+    /// `:parallelism`.
+    Parallelism,
+    /// `:monitored_by`.
+    MonitoredBy,
+}
+
+/// `Port.info/1`: everything about an open port.
+///
+/// # Examples
+///
+/// ```
+/// use beamport::{process, Name, Port};
+/// let me = process::current();
+/// let port = Port::open(Name::spawn("cat > /dev/null"), []).unwrap();
+/// port.command("12345").unwrap();
+/// let info = port.info().unwrap();
+/// assert_eq!(info.name, "cat > /dev/null");
+/// assert_eq!((info.connected, info.links), (me.pid(), vec![me.pid()]));
+/// assert_eq!((info.id, info.input, info.output), (port.id(), 0, 5));
+/// assert_eq!(info.os_pid, port.os_pid());
+/// let iex = format!("{:?}", port.info().unwrap());
+/// assert!(iex.starts_with("[name: 'cat > /dev/null', links: ["));
+/// port.close().unwrap();
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct PortInfo {
+    /// `:name`.
+    pub name: String,
+    /// `:links`.
+    pub links: Vec<Pid>,
+    /// `:id`.
+    pub id: u64,
+    /// `:connected`.
+    pub connected: Pid,
+    /// `:input`.
+    pub input: u64,
+    /// `:output`.
+    pub output: u64,
+    /// `:os_pid` (in the host's PID namespace).
+    pub os_pid: Option<i32>,
+}
+
+impl fmt::Debug for PortInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "[name: '{}', links: {:?}, id: {}, connected: {:?}, input: {}, output: {}, os_pid: {}]",
+            self.name,
+            self.links,
+            self.id,
+            self.connected,
+            self.input,
+            self.output,
+            self.os_pid.map_or(":undefined".into(), |p| p.to_string())
+        )
+    }
+}
+
+/// The value of one [`Item`].
+///
+/// # Examples
+///
+/// ```
+/// use beamport::{Item, ItemValue, Name, Port};
+/// let port = Port::open(Name::spawn("cat"), []).unwrap();
+/// let name = port.info_item(Item::Name).unwrap();
+/// assert_eq!(format!("{name:?}"), "'cat'"); // as iex prints it
+/// match port.info_item(Item::OsPid) {
+///     Some(ItemValue::OsPid(Some(pid))) => assert!(pid > 0),
+///     other => panic!("{other:?}"),
+/// }
+/// port.close().unwrap();
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub enum ItemValue {
+    /// A name.
+    Name(String),
+    /// Pids (`links`, `monitored_by`).
+    Pids(Vec<Pid>),
+    /// A pid (`connected`).
+    Pid(Pid),
+    /// A number (`id`, `input`, `output`, `queue_size`, `memory`).
+    Int(u64),
+    /// An OS pid, or `:undefined`.
+    OsPid(Option<i32>),
+    /// A flag (`parallelism`).
+    Bool(bool),
+}
+
+impl fmt::Debug for ItemValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ItemValue::Name(n) => write!(f, "'{n}'"),
+            ItemValue::Pids(p) => p.fmt(f),
+            ItemValue::Pid(p) => p.fmt(f),
+            ItemValue::Int(i) => i.fmt(f),
+            ItemValue::OsPid(Some(p)) => p.fmt(f),
+            ItemValue::OsPid(None) => f.write_str(":undefined"),
+            ItemValue::Bool(b) => b.fmt(f),
+        }
+    }
+}
+
+impl Port {
+    /// `Port.info/1`: `None` once the port is closed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use beamport::{process, Name, Port};
+    /// let me = process::current();
+    /// let port = Port::open(Name::spawn("cat"), []).unwrap();
+    /// port.command("abc").unwrap();
+    /// me.receive_timeout(Duration::from_secs(5)).unwrap().expect("data");
+    /// let info = port.info().unwrap();
+    /// assert_eq!((info.name.as_str(), info.input, info.output), ("cat", 3, 3));
+    /// assert_eq!(info.connected, me.pid());
+    /// port.close().unwrap();
+    /// assert_eq!(port.info(), None);
+    /// ```
+    pub fn info(&self) -> Option<PortInfo> {
+        let st = self.spawned();
+        if st.phase == Phase::Dead {
+            return None;
+        }
+        Some(PortInfo {
+            name: self.0.name.to_string(),
+            links: st.links.clone(),
+            id: self.0.id,
+            connected: st.owner,
+            input: st.input,
+            output: st.output,
+            os_pid: Some(self.0.os_pid.load(Ordering::Relaxed)).filter(|p| *p > 0),
+        })
+    }
+
+    /// `Port.info/2`: one item, `None` once the port is closed.
+    ///
+    /// ```
+    /// use beamport::{Item, ItemValue, Name, Port};
+    /// let port = Port::open(Name::spawn("cat"), []).unwrap();
+    /// assert_eq!(port.info_item(Item::Name), Some(ItemValue::Name("cat".into())));
+    /// port.close().unwrap();
+    /// assert_eq!(port.info_item(Item::Name), None);
+    /// ```
+    pub fn info_item(&self, item: Item) -> Option<ItemValue> {
+        let st = if item == Item::OsPid { self.spawned() } else { self.lock() };
+        if st.phase == Phase::Dead {
+            return None;
+        }
+        Some(match item {
+            Item::Name => ItemValue::Name(self.0.name.to_string()),
+            Item::Links => ItemValue::Pids(st.links.clone()),
+            Item::Id => ItemValue::Int(self.0.id),
+            Item::Connected => ItemValue::Pid(st.owner),
+            Item::Input => ItemValue::Int(st.input),
+            Item::Output => ItemValue::Int(st.output),
+            Item::OsPid => ItemValue::OsPid(Some(self.0.os_pid.load(Ordering::Relaxed)).filter(|p| *p > 0)),
+            Item::QueueSize => ItemValue::Int(st.queued as u64),
+            Item::Memory => ItemValue::Int(self.memory(&st) as u64),
+            Item::Parallelism => ItemValue::Bool(self.0.settings.parallelism),
+            Item::MonitoredBy => ItemValue::Pids(st.monitors.iter().map(|(_, p)| *p).collect()),
+        })
+    }
+
+    fn memory(&self, st: &State) -> usize {
+        std::mem::size_of::<Inner>()
+            + self.0.name.len()
+            + st.links.capacity() * std::mem::size_of::<Pid>()
+            + st.monitors.capacity() * std::mem::size_of::<(Ref, Pid)>()
+            + st.queue.capacity() * std::mem::size_of::<Bytes>()
+            + st.rbuf.capacity()
+    }
+}
