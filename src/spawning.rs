@@ -28,6 +28,16 @@ pub enum Spawning {
 }
 
 /// [`set_spawning`] came too late.
+///
+/// ```
+/// use beamport::{set_spawning, AlreadyStarted, Name, Port, Spawning};
+///
+/// let port = Port::open(Name::spawn("true"), []).unwrap(); // beamport starts here
+/// let late: AlreadyStarted = set_spawning(Spawning::Launcher).unwrap_err();
+/// assert_eq!(late.current, Spawning::Direct); // the default, kept
+/// assert!(late.to_string().contains("before the first port opens"));
+/// # drop(port);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("beamport has started already (spawning {current:?}): set_spawning must come before the first port opens")]
 pub struct AlreadyStarted {

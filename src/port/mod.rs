@@ -48,7 +48,7 @@ pub(crate) use self::error::errno_name;
 pub use self::error::{OpenError, PortError};
 pub use self::info::{Item, ItemValue, PortInfo};
 pub(crate) use self::options::Settings;
-pub use self::options::{Name, Opt, DEFAULT_GRACE, DEFAULT_READ_WINDOW};
+pub use self::options::{Name, Opt, DEFAULT_GRACE, DEFAULT_READ_WINDOW, DEFAULT_SPIN_WAIT};
 use crate::engine;
 use crate::framing::{self, Decoder, Frame};
 use crate::message::{Data, ExitStatus, Id, Message, PortMsg, Reason, Ref};

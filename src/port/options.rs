@@ -138,11 +138,41 @@ pub enum Opt {
     SpinWait(Duration),
 }
 
-/// The default read window: 1 MiB of untaken data per port.
+/// The default read window: 1 MiB of untaken data per port (see [`Opt::ReadWindow`]).
+///
+/// ```
+/// use beamport::{Name, Opt, Port, DEFAULT_READ_WINDOW};
+///
+/// assert_eq!(DEFAULT_READ_WINDOW, 1 << 20);
+/// // A consumer that takes its data in big gulps can let more wait:
+/// let port = Port::open(Name::spawn("cat"), [Opt::ReadWindow(Some(4 * DEFAULT_READ_WINDOW))]).unwrap();
+/// port.close().unwrap();
+/// ```
 pub const DEFAULT_READ_WINDOW: usize = 1 << 20;
-/// The default spin of an owner waiting for its port's reply: 50 µs.
+/// The default spin of an owner waiting for its port's reply: 50 µs (see [`Opt::SpinWait`]).
+///
+/// ```
+/// use std::time::Duration;
+/// use beamport::{Name, Opt, Port, DEFAULT_SPIN_WAIT};
+///
+/// assert_eq!(DEFAULT_SPIN_WAIT, Duration::from_micros(50));
+/// // A host sharing its CPUs with busier work can turn the spin off:
+/// let port = Port::open(Name::spawn("cat"), [Opt::SpinWait(Duration::ZERO)]).unwrap();
+/// port.close().unwrap();
+/// ```
 pub const DEFAULT_SPIN_WAIT: Duration = Duration::from_micros(50);
-/// The default kill ladder: SIGTERM 5 s after the port is gone, SIGKILL 2 s later.
+/// The default kill ladder: SIGTERM 5 s after the port is gone, SIGKILL 2 s later (see
+/// [`Opt::Grace`]).
+///
+/// ```
+/// use std::time::Duration;
+/// use beamport::{Name, Opt, Port, DEFAULT_GRACE};
+///
+/// assert_eq!(DEFAULT_GRACE, (Duration::from_secs(5), Duration::from_secs(2)));
+/// // A program that ignores EOF gets SIGTERM 100 ms after its port closes, SIGKILL as before:
+/// let port = Port::open(Name::spawn("sleep 60"), [Opt::Grace(Duration::from_millis(100), DEFAULT_GRACE.1)]).unwrap();
+/// port.close().unwrap();
+/// ```
 pub const DEFAULT_GRACE: (Duration, Duration) = (Duration::from_secs(5), Duration::from_secs(2));
 
 /// Options after parsing and checking.
