@@ -10,6 +10,9 @@ use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::sample::Index;
 
+mod oracle;
+use oracle::otp_lines;
+
 /// What a decoder may reserve ahead for a packet body.
 const MAX_RESERVE: usize = 64 * 1024;
 
@@ -80,77 +83,6 @@ fn lines(frames: Vec<Frame>) -> Vec<(bool, Vec<u8>)> {
             other => panic!("line mode made {other:?}"),
         })
         .collect()
-}
-
-/// OTP's line buffer (`read_linebuf` and `flush_linebuf` in erts `io.c`),
-/// byte by byte, as the oracle for `{line, L}`. Kept in step with the copy
-/// in `fuzz/fuzz_targets/line.rs`.
-fn otp_lines(max: usize, input: &[u8]) -> Vec<(bool, Vec<u8>)> {
-    #[derive(Clone, Copy, PartialEq)]
-    enum State {
-        Main,
-        Full,
-        CrInside,
-        CrAfter,
-    }
-    use State::*;
-    let mut out = Vec::new();
-    let mut line = Vec::new();
-    let mut state = Main;
-    let mut i = 0;
-    while let Some(&c) = input.get(i) {
-        if c == b'\n' {
-            out.push((true, std::mem::take(&mut line)));
-            state = Main;
-            i += 1;
-            continue;
-        }
-        match state {
-            Main if line.len() == max => state = Full,
-            Main if c == b'\r' => {
-                state = CrInside;
-                i += 1;
-            }
-            Main => {
-                line.push(c);
-                i += 1;
-            }
-            Full if c == b'\r' => {
-                state = CrAfter;
-                i += 1;
-            }
-            Full => {
-                out.push((false, std::mem::take(&mut line)));
-                state = Main;
-            }
-            CrInside => {
-                line.push(b'\r');
-                state = Main;
-            }
-            CrAfter => {
-                out.push((false, std::mem::take(&mut line)));
-                state = CrInside;
-            }
-        }
-    }
-    // EOF: flush until empty.
-    loop {
-        match state {
-            CrAfter => {
-                out.push((false, std::mem::take(&mut line)));
-                state = CrInside;
-                continue;
-            }
-            CrInside => line.push(b'\r'),
-            Main | Full => {}
-        }
-        state = Main;
-        if line.is_empty() {
-            break;
-        }
-        out.push((false, std::mem::take(&mut line)));
-    }
-    out
 }
 
 proptest! {
