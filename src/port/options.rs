@@ -121,7 +121,11 @@ pub enum Opt {
     Parallelism(bool),
     /// `{:busy_limits_port, {low, high}}`, or `None` for `:disabled` (never busy).
     BusyLimitsPort(Option<(usize, usize)>),
-    /// `{:busy_limits_msgq, {low, high}}`, or `None` for `:disabled` (accepted).
+    /// `{:busy_limits_msgq, {low, high}}`, or `None` for `:disabled`: checked as OTP checks it,
+    /// then accepted with no effect. OTP limits a port's *signal queue*, the commands sent to
+    /// it and not yet executed; a beamport command is executed by its sender, under the port's
+    /// lock, so there is no such queue. Senders are held back by the output queue's limits
+    /// ([`Opt::BusyLimitsPort`]).
     BusyLimitsMsgq(Option<(usize, usize)>),
     /// beamport: stop reading the program's output while more than this many bytes of this
     /// port's data wait, untaken, in the owner's mailbox. `None`: unbounded, as OTP.
