@@ -20,6 +20,12 @@ thread_local! {
     /// The port this thread's process last opened or commanded while owning it: the one its
     /// next blocking receive polls itself, since that is where a reply is likely to come from.
     static DIRECT: std::cell::RefCell<Option<Port>> = const { std::cell::RefCell::new(None) };
+    /// Whether this thread has had [`DIRECT`] lent to it since it became the candidate.
+    static DIRECT_LENT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// Ports this thread had lent, then stopped offering to its receives (another port became
+    /// its candidate): given back to the reactor at its next receive (see
+    /// [`give_back_replaced`]), rather than left unread for up to two lend periods.
+    static REPLACED: std::cell::RefCell<Vec<Port>> = const { std::cell::RefCell::new(Vec::new()) };
     /// Read buffer for the ports this thread polls itself.
     pub(super) static DIRECT_BUF: std::cell::RefCell<BytesMut> = std::cell::RefCell::new(BytesMut::new());
 }
@@ -71,16 +77,38 @@ fn spin_poll(
     seen
 }
 
-/// Makes `port` this thread's direct candidate; true if it already was.
+/// Makes `port` this thread's direct candidate; true if it already was. A candidate it
+/// replaces that was lent here is kept for [`give_back_replaced`].
 pub(super) fn set_direct(port: &Port) -> bool {
     DIRECT.with(|d| {
         let mut d = d.borrow_mut();
         if d.as_ref() == Some(port) {
             return true;
         }
-        *d = Some(port.clone());
+        if let Some(old) = d.replace(port.clone()) {
+            if DIRECT_LENT.replace(false) {
+                REPLACED.with(|r| r.borrow_mut().push(old));
+            }
+        }
         false
     })
+}
+
+/// The candidate was just lent to this thread.
+pub(super) fn mark_lent() {
+    DIRECT_LENT.set(true);
+}
+
+/// Gives the ports this thread had lent and no longer polls (see [`REPLACED`]) back to the
+/// reactor, so that their output, EOF and exit are read now. Without this, an owner with many
+/// ports in flight (each new one its candidate in turn) left each old one unread until the
+/// lend timer took it back: with a 50 ms period, that cut `spawn_par64` by 17 %. Called with
+/// no lock held.
+fn give_back_replaced(engine: &engine::Engine, current: &Port) {
+    let replaced = REPLACED.with(|r| std::mem::take(&mut *r.borrow_mut()));
+    for p in replaced.iter().filter(|p| *p != current) {
+        p.take_back(engine);
+    }
 }
 
 /// The port a blocking receive on this thread may poll itself.
@@ -94,6 +122,7 @@ pub(crate) fn forget_direct(port: &Port) {
         let mut d = d.borrow_mut();
         if d.as_ref() == Some(port) {
             *d = None;
+            DIRECT_LENT.set(false);
         }
     });
 }
@@ -116,6 +145,7 @@ impl Port {
         stop_polling: impl FnOnce(),
     ) -> bool {
         let Ok(engine) = engine::get() else { return false };
+        give_back_replaced(engine, self);
         let (sock, pidfd, spin) = {
             let mut st = self.lock();
             if st.owner != me || st.direct.is_some() || !self.pollable(&st) {
@@ -124,6 +154,7 @@ impl Port {
             if !st.lent && !self.lend(&mut st, engine) {
                 return false;
             }
+            mark_lent();
             st.direct = Some(me);
             let sock = if self.lendable(&st) { st.fd.clone() } else { None };
             let spin = if std::mem::take(&mut st.replying) {
@@ -179,7 +210,9 @@ impl Port {
         st.replying = true;
         if set_direct(self) && st.registered && self.lendable(st) {
             if let Ok(e) = engine::get() {
-                self.lend(st, e);
+                if self.lend(st, e) {
+                    mark_lent();
+                }
             }
         }
     }
@@ -251,5 +284,33 @@ impl Port {
         if st.lent && st.direct.is_none() {
             self.rearm(&mut st, engine);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{process, Name, Opt, Port};
+
+    fn echo(port: &Port, me: &crate::Process, what: &'static str) {
+        port.command(what).unwrap();
+        let msg = me.receive().unwrap();
+        assert_eq!(msg.data().unwrap().as_str(), Some(what));
+    }
+
+    /// Without the give-back, `a` would stay lent (its output and exit unread) until the lend
+    /// timer took it back, two periods later at most; the exchanges below take far less.
+    #[test]
+    fn a_lent_port_goes_back_to_the_reactor_once_its_owner_polls_another() {
+        let me = process::current();
+        let a = Port::open(Name::spawn("cat"), [Opt::Binary]).unwrap();
+        echo(&a, &me, "a"); // the owner polled `a` itself: lent
+        assert!(a.lock().lent);
+        let b = Port::open(Name::spawn("cat"), [Opt::Binary]).unwrap();
+        echo(&b, &me, "b"); // now `b` is polled, and `a` is the reactor's again
+        assert!(b.lock().lent);
+        assert!(!a.lock().lent && a.lock().registered);
+        echo(&a, &me, "a again"); // and works as before
+        a.close().unwrap();
+        b.close().unwrap();
     }
 }

@@ -41,8 +41,8 @@ use std::sync::{Arc, Condvar, LazyLock, Mutex, MutexGuard, RwLock};
 
 use bytes::{Bytes, BytesMut};
 
-use self::direct::set_direct;
 pub(crate) use self::direct::{direct_candidate, forget_direct};
+use self::direct::{mark_lent, set_direct};
 pub(crate) use self::error::errno_name;
 pub use self::error::{OpenError, PortError};
 pub use self::info::{Item, ItemValue, PortInfo};

@@ -13,7 +13,9 @@ use std::sync::{Arc, Condvar, Mutex};
 
 use bytes::BytesMut;
 
-use super::{errno_name, set_direct, After, Inner, Name, OpenError, Opt, Phase, Port, Settings, State, NEXT_ID, PORTS};
+use super::{
+    errno_name, mark_lent, set_direct, After, Inner, Name, OpenError, Opt, Phase, Port, Settings, State, NEXT_ID, PORTS,
+};
 use crate::engine;
 use crate::framing::Decoder;
 use crate::message::{Id, Reason};
@@ -214,6 +216,9 @@ impl Port {
             return Err(OpenError::system(e));
         }
         set_direct(&port);
+        if port.lock().lent {
+            mark_lent();
+        }
         Ok(port)
     }
 
