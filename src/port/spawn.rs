@@ -179,10 +179,11 @@ impl Port {
         }
         PORTS.write().expect("port table").insert(port.0.id, port.clone());
         let here = engine.direct_ok(child.as_fd());
+        let lent = here && port.0.settings.reads;
         {
             let mut st = port.lock();
             st.phase = Phase::Open;
-            if here && port.0.settings.reads {
+            if lent {
                 // Forked here: lent to the opener from the start. It is likely to wait for the
                 // program next, polling its socket and pidfd itself; else the reactor takes
                 // them back within `LEND_FOR`.
@@ -216,7 +217,7 @@ impl Port {
             return Err(OpenError::system(e));
         }
         set_direct(&port);
-        if port.lock().lent {
+        if lent {
             mark_lent();
         }
         Ok(port)
