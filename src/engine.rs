@@ -26,13 +26,14 @@ const WAKER: Token = Token(usize::MAX);
 const LAUNCHER: Token = Token(usize::MAX - 1);
 const LENT_TIMER: Token = Token(usize::MAX - 2);
 /// How many programs forked by host threads may run at once; past that the launcher forks.
-/// A host that runs one or two programs at a time waits for each: forking on its own thread
-/// saves the launcher's two hops on that wait (spawn one at a time: 1.3× → 1.5× the VM's
-/// rate). A host with many in flight is better served by the launcher, whose spawner threads
-/// fork in parallel while the opener goes on (64 in flight: the launcher is 5–10 % faster
-/// than forking everything on the opener's thread, which waits in each `vfork` in turn and
-/// leaves the CPUs ~12 % idle), and at one fd per port. See also [`DIRECT_MAX_FD`].
-const DIRECT_AT_ONCE: usize = 2;
+/// Forking on the opener's thread saves the launcher's two hops on each spawn (one at a
+/// time: 1.3× → 1.5× the VM's rate), and the opener does not wait for the exec
+/// (`sys::child::fork_exec_direct`), so with many spawns in flight it goes on while the
+/// children set themselves up on the other CPU: 64 in flight, 10 % faster than through the
+/// launcher (eight paired rounds, session 7; when the opener waited in each `vfork`, it was
+/// 7 % slower). Each such program holds a pidfd, a second fd for its port, hence a cap (and
+/// see [`DIRECT_MAX_FD`]): a host with thousands of ports open stays at about one fd each.
+const DIRECT_AT_ONCE: usize = 64;
 
 /// A host thread forks only while its fds are fewer than this: the child gets a copy of the
 /// host's fd table (and closes it before `execve`), which costs in proportion to its size
@@ -86,8 +87,8 @@ pub(crate) struct Engine {
 pub(crate) struct Spawned {
     /// The child's pid, as the host sees it.
     pub pid: i32,
-    /// Its pid in the launcher's namespace.
-    pub ns_pid: i32,
+    /// Where it stores its pid in the launcher's namespace (see [`sys::child::ns_pid`]).
+    pub announce: Arc<std::sync::atomic::AtomicI32>,
     /// Readable once the child has exited.
     pub pidfd: Arc<OwnedFd>,
 }
@@ -264,11 +265,6 @@ fn direct_spawning(
     }
 }
 
-thread_local! {
-    /// The stack this thread's direct children run on until they exec.
-    static CHILD_STACK: std::cell::RefCell<Option<sys::child::ChildStack>> = const { std::cell::RefCell::new(None) };
-}
-
 impl Engine {
     /// Whether the next port may be forked by its opener's thread ([`Engine::spawn_direct`]).
     /// `child` is the child's end of the port's socket, just made: the lowest free fd, so
@@ -286,24 +282,27 @@ impl Engine {
     /// `posix_spawn` would: no request to the launcher, no reply to wait for. The child is
     /// the host's to reap (through its pidfd, which the reactor watches under `port`'s id,
     /// once the port is not lent to its owner) and the launcher's to kill when the host is gone.
-    pub(crate) fn spawn_direct(&self, port: &Port, spec: &sys::child::ChildSpec) -> io::Result<Spawned> {
-        let ns = self.direct.as_ref().ok_or_else(|| io::Error::from_raw_os_error(libc::EPIPE))?;
-        if self.launcher_gone.load(Ordering::Acquire) {
-            return Err(io::Error::from_raw_os_error(libc::EPIPE));
-        }
-        let child = CHILD_STACK.with(|s| -> io::Result<_> {
-            let mut s = s.borrow_mut();
-            let stack = s.get_or_insert_with(sys::child::ChildStack::new);
-            let _in_ns = ns.enter()?;
-            sys::child::fork_exec_direct(spec, stack)
-        })?;
+    pub(crate) fn spawn_direct(
+        &self,
+        port: &Port,
+        spec: sys::child::ChildSpec,
+    ) -> Result<Spawned, (io::Error, Option<sys::child::ChildSpec>)> {
+        let gone = || io::Error::from_raw_os_error(libc::EPIPE);
+        let Some(ns) = self.direct.as_ref().filter(|_| !self.launcher_gone.load(Ordering::Acquire)) else {
+            return Err((gone(), None));
+        };
+        let child = {
+            let _in_ns = ns.enter().map_err(|e| (e, None))?;
+            sys::child::fork_exec_direct(spec).map_err(|(e, spec)| (e, Some(spec)))?
+        };
         let pidfd = Arc::new(child.pidfd);
+        let announce = child.announce;
         self.children
             .lock()
             .expect("children")
             .insert(port.id(), DirectChild { pidfd: pidfd.clone(), pid: child.pid, port: port.clone() });
         // The reactor watches the pidfd once the port is not lent to its opener any more.
-        Ok(Spawned { pid: child.pid, ns_pid: child.ns_pid, pidfd })
+        Ok(Spawned { pid: child.pid, announce, pidfd })
     }
 
     /// Lets the reactor reap a direct child (its port's owner stopped polling it).

@@ -77,7 +77,7 @@ pub mod doctor {
         /// The fd limit in force (raised to the hard limit at start).
         pub nofile_limit: u64,
         /// `Ok` if a port's opener forks its program itself, into the launcher's PID
-        /// namespace, as `posix_spawn` would (while at most two such programs run and the
+        /// namespace, as `posix_spawn` would (while at most 64 such programs run and the
         /// host has fewer than 1024 fds and does not ignore `SIGCHLD`; else the launcher forks,
         /// in parallel with the opener, at one fd per port); else why the launcher forks every
         /// child (one round trip to it per spawn). A program the host forks is the host's

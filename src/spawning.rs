@@ -14,8 +14,9 @@ use std::sync::Mutex;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Spawning {
     /// The opening thread forks the program itself, into the launcher's PID namespace, where
-    /// the host may (root, PID-namespace tier, at most two such programs running, fewer than
-    /// 1024 host fds, `SIGCHLD` not ignored), as `posix_spawn` would; else the launcher forks.
+    /// the host may (root, PID-namespace tier, at most 64 such programs running, fewer than
+    /// 1024 host fds, `SIGCHLD` not ignored), as `posix_spawn` would but without waiting for
+    /// its `execve`; else the launcher forks.
     /// Such a program is the host's child: a `waitpid(-1)` of the host's own can take its
     /// exit status, and its port then reports it killed (`{:exit_status, 137}`).
     #[default]

@@ -5,8 +5,11 @@
 //!
 //! Where the host may not enter the launcher's namespace (not root, or another tier, or
 //! `BEAMPORT_NO_DIRECT`), the launcher forks everything and the tests that are about direct
-//! children only check that. The host forks only while at most two of its programs run, so
+//! children only check that. The host forks only while at most 64 of its programs run, so
 //! these tests take turns ([`serial`]), each starting with no program of the host's left.
+//!
+//! The opener does not wait for a direct child's `execve`: `Port::open` returns while the
+//! child may still be setting itself up (its session, its fds), which some tests below aim at.
 
 mod common;
 
@@ -207,4 +210,75 @@ fn many_spawns_in_a_row_leave_no_zombie() {
     // Each was reaped before (or as) its exit status came: none is left a zombie of the host.
     let left = || children_with_zombies(host).into_iter().filter(|c| pids.contains(c)).collect::<Vec<_>>();
     assert!(wait_until(DEADLINE, || left().is_empty()), "unreaped: {:?}", left());
+}
+
+#[test]
+fn a_program_killed_or_closed_just_after_open_still_ends() {
+    let _turn = serial();
+    let me = process::current();
+    // Right after `Port::open` a direct child may not have made its own group yet: a group
+    // signal then reaches it alone, and a close still hands it to the kill ladder.
+    for _ in 0..20 {
+        let port = Port::open(Name::spawn("sleep 36"), [Opt::ExitStatus]).unwrap();
+        port.kill().unwrap();
+        assert_eq!(exit_status(&me, &port), format!("{{{port:?}, {{:exit_status, 137}}}}"));
+    }
+    let mut pids = Vec::new();
+    for _ in 0..50 {
+        let port = Port::open(Name::spawn("sleep 37"), [quick_ladder()]).unwrap();
+        pids.push(port.os_pid().unwrap());
+        port.close().unwrap();
+    }
+    let alive = || port_processes().iter().filter(|(_, c)| c.last().map(String::as_str) == Some("37")).count();
+    assert!(wait_until(DEADLINE, || alive() == 0), "{} of 50 programs outlived their ports", alive());
+    let host = std::process::id() as i32;
+    assert!(
+        wait_until(DEADLINE, || children_with_zombies(host).iter().all(|c| !pids.contains(c))),
+        "left unreaped: {:?}",
+        children_with_zombies(host)
+    );
+}
+
+#[test]
+fn many_spawns_in_flight_report_every_status_and_leave_no_fd() {
+    let _turn = serial();
+    let me = process::current();
+    // Warmed up: this thread's wake-up fd exists from its first wait on.
+    let warm = Port::open(Name::spawn("true"), [Opt::ExitStatus]).unwrap();
+    let _ = exit_status(&me, &warm);
+    let fds = common::fd_count();
+    let (total, in_flight) = (400, 64);
+    let mut running = std::collections::HashMap::new();
+    let mut opened = 0;
+    let mut open = |running: &mut std::collections::HashMap<_, i32>| {
+        let code = opened % 5;
+        let port = Port::open(Name::spawn(format!("sh -c 'exit {code}'")), [Opt::ExitStatus]).unwrap();
+        running.insert(port.id(), code);
+        opened += 1;
+    };
+    for _ in 0..in_flight {
+        open(&mut running);
+    }
+    let mut done = 0;
+    while done < total {
+        match common::recv(&me) {
+            Message::Port(port, PortMsg::ExitStatus(status)) => {
+                let code = running.remove(&port.id()).expect("a port of this test");
+                assert_eq!(status.code(), code, "{port:?}");
+                done += 1;
+                if done + running.len() < total {
+                    open(&mut running);
+                }
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert!(wait_until(DEADLINE, || common::fd_count() <= fds), "fds: {} before, {} after", fds, common::fd_count());
+    let host = std::process::id() as i32;
+    let launcher = common::launcher_pid();
+    assert!(
+        wait_until(DEADLINE, || children_with_zombies(host).iter().all(|&c| c == launcher)),
+        "left unreaped: {:?}",
+        children_with_zombies(host)
+    );
 }

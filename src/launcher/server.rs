@@ -87,8 +87,7 @@ struct Job {
 }
 
 /// A spawner thread: forks the jobs it takes, registers each child and replies.
-fn spawner(shared: Arc<Shared>, jobs: Arc<Mutex<mpsc::Receiver<Job>>>, me: usize) {
-    let mut stack = sys::child::ChildStack::new();
+fn spawner(shared: Arc<Shared>, jobs: Arc<Mutex<mpsc::Receiver<Job>>>, me: usize, mut stack: sys::child::ChildStack) {
     loop {
         let job = match jobs.lock().expect("spawn jobs").recv() {
             Ok(job) => job,
@@ -133,6 +132,13 @@ impl Shared {
 fn spawn(job: Job, stack: &mut sys::child::ChildStack, announce: &AtomicI32) -> std::io::Result<i32> {
     let spec = job.spec.into_child(job.io, super::proto::Forker::Launcher)?;
     sys::child::fork_exec(&spec, stack, announce)
+}
+
+/// Signals `pid`'s process group, or `pid` alone if it has no group yet: a child the host
+/// forked makes its group (`setsid`) after the host's `Port::open` has returned, and may be
+/// released before it has.
+fn group_or_leader(pid: i32, sig: i32) -> std::io::Result<()> {
+    sys::signal::kill_group(pid, sig).or_else(|_| sys::signal::kill(pid, sig))
 }
 
 struct Launcher {
@@ -184,11 +190,21 @@ pub(crate) fn run(sock: OwnedFd) -> i32 {
         let (shared, rx) = (shared.clone(), rx.clone());
         // A child's death signal fires when the *thread* that forked it ends: spawners live as
         // long as the launcher.
-        if let Err(e) = std::thread::Builder::new().name(format!("spawner-{i}")).spawn(move || spawner(shared, rx, i)) {
+        let started = sys::child::ChildStack::new().and_then(|stack| {
+            std::thread::Builder::new().name(format!("spawner-{i}")).spawn(move || spawner(shared, rx, i, stack))
+        });
+        if let Err(e) = started {
             eprintln!("beamport launcher: cannot start a spawner: {e}");
             return 1;
         }
     }
+    let stack = match sys::child::ChildStack::new() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("beamport launcher: cannot map a child stack: {e}");
+            return 1;
+        }
+    };
     let mut l = Launcher {
         shared,
         jobs: tx,
@@ -197,7 +213,7 @@ pub(crate) fn run(sock: OwnedFd) -> i32 {
         due: BinaryHeap::new(),
         buf: Vec::new(),
         fds: VecDeque::new(),
-        stack: sys::child::ChildStack::new(),
+        stack,
     };
     let mut deferred = false;
     loop {
@@ -302,7 +318,8 @@ impl Launcher {
                 // namespace but not in the books: its group gets the ladder while it exists.
                 let mut b = self.shared.books();
                 let leftovers = b.exited.remove(&pid) && sys::signal::kill_group(pid, 0).is_ok();
-                let foreign = foreign && self.shared.in_namespace && sys::signal::kill_group(pid, 0).is_ok();
+                // (Or, just after its fork, the child alone: it has not made its group yet.)
+                let foreign = foreign && self.shared.in_namespace && group_or_leader(pid, 0).is_ok();
                 if b.children.contains(&pid) || leftovers || foreign {
                     let term_at = Instant::now() + Duration::from_millis(term_ms.into());
                     let kill_at = term_at + Duration::from_millis(kill_ms.into());
@@ -343,13 +360,13 @@ impl Launcher {
             let Some(l) = self.ladders.get_mut(&pid) else { continue };
             if !l.termed && t == l.term_at {
                 l.termed = true;
-                if sys::signal::kill_group(pid, sys::signal::SIGTERM).is_err() {
+                if group_or_leader(pid, sys::signal::SIGTERM).is_err() {
                     self.ladders.remove(&pid); // the group is empty
                 } else {
                     self.due.push(Reverse((l.kill_at, pid)));
                 }
             } else if l.termed && t == l.kill_at {
-                let _ = sys::signal::kill_group(pid, sys::signal::SIGKILL);
+                let _ = group_or_leader(pid, sys::signal::SIGKILL);
                 self.ladders.remove(&pid);
             }
         }

@@ -165,8 +165,9 @@ struct State {
     /// The socket is lent to the owner's thread: out of the reactor until the owner stops
     /// polling it for [`engine::LEND_FOR`].
     lent: bool,
-    /// The host forked the program itself (`Engine::spawn_direct`), not the launcher.
-    forked_here: bool,
+    /// The host forked the program itself (`Engine::spawn_direct`), not the launcher: where
+    /// the program stores its pid in the launcher's namespace (`sys::child::ns_pid`).
+    forked_here: Option<Arc<AtomicI32>>,
     /// The owner commanded since it last polled the port: a reply is likely soon, and worth
     /// spinning for before sleeping (a program just started, or one that talks unasked, is not).
     replying: bool,
@@ -294,6 +295,20 @@ pub(crate) fn owner_gone(pid: Pid, reason: &Reason) {
 
 impl Port {
     /// Undoes a port that never started: no program, no messages, no signals.
+    /// The program's pid as the launcher sees it, or -1 if it has none (yet, or any more). A
+    /// program forked here learns it itself, after `Port::open` has returned, and caches it.
+    fn child_ns_pid(&self, st: &State) -> i32 {
+        let pid = self.0.child_pid.load(Ordering::Relaxed);
+        if pid > 0 {
+            return pid;
+        }
+        let Some(announce) = &st.forked_here else { return pid };
+        let pidfd = st.pidfd.as_ref().map(|p| p.as_fd());
+        let pid = sys::child::ns_pid(announce, pidfd).unwrap_or(-1);
+        self.0.child_pid.store(pid, Ordering::Relaxed);
+        pid
+    }
+
     fn abandon(&self, st: &mut State) {
         st.phase = Phase::Dead;
         st.spawned = true;
@@ -525,14 +540,14 @@ impl Port {
             process::wake_polling(w); // its poll holds the socket open
         }
         PORTS.write().expect("port table").remove(&self.0.id);
-        let pid = self.0.child_pid.load(Ordering::Relaxed);
+        let pid = self.child_ns_pid(st);
         if let (true, Ok(e)) = (pid > 0, engine::get()) {
             // The launcher ladders the program, or what is left of its group; the engine keeps
             // the port until the exit is reported, for `exit_status`. A program that exited
             // alone needs nothing (one launcher request less per short-lived port). Without a
             // pid yet, `on_spawned` does this.
             if st.exit.is_none() || st.group_left {
-                e.release(pid, self.0.settings.grace, st.forked_here);
+                e.release(pid, self.0.settings.grace, st.forked_here.is_some());
             }
             // A program forked here is the host's to reap, whoever polled it last.
             if st.lent {
@@ -746,12 +761,17 @@ impl Port {
             st.early_signals.push((signal, group));
             return Ok(());
         }
-        if st.forked_here {
+        if st.forked_here.is_some() {
             // The host's own child: signalled from here, as the launcher would (a reaped
             // leader's group only if members of it outlived it).
             let _ = match (&st.pidfd, group) {
-                (_, true) if st.exit.is_none() || st.group_left => {
-                    sys::signal::kill_group(self.0.os_pid.load(Ordering::Relaxed), signal)
+                (pidfd, true) if st.exit.is_none() || st.group_left => {
+                    // Just after `Port::open` the program may not have made its group yet:
+                    // then it is the group.
+                    sys::signal::kill_group(self.0.os_pid.load(Ordering::Relaxed), signal).or_else(|e| match pidfd {
+                        Some(p) => sys::signal::pidfd_kill(p.as_fd(), signal),
+                        None => Err(e),
+                    })
                 }
                 (Some(p), false) => sys::signal::pidfd_kill(p.as_fd(), signal),
                 _ => Ok(()),

@@ -150,7 +150,7 @@ impl Port {
                 early_signals: Vec::new(),
                 direct: None,
                 lent: false,
-                forked_here: false,
+                forked_here: None,
                 replying: false,
                 pidfd: None,
                 cv_waiters: 0,
@@ -302,24 +302,24 @@ impl Port {
         let cspec = spec.into_child(child, crate::launcher::proto::Forker::Host)?;
         let mut st = self.lock();
         // Under the port's lock: the reactor may reap the child before this records it.
-        match engine.spawn_direct(self, &cspec) {
+        match engine.spawn_direct(self, cspec) {
             Ok(sp) => {
-                self.0.child_pid.store(sp.ns_pid, Ordering::Relaxed);
                 self.0.os_pid.store(sp.pid, Ordering::Relaxed);
                 st.spawned = true;
-                st.forked_here = true;
+                st.forked_here = Some(sp.announce);
                 st.pidfd = Some(sp.pidfd);
                 if !st.lent {
                     self.watch_pidfd(&mut st, engine);
                 }
                 Ok(())
             }
-            Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
+            // No fd for the pidfd, or too many children of the host's between fork and exec.
+            Err((e, Some(cspec))) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE | libc::EAGAIN)) => {
                 drop(st);
                 let (spec, io) = crate::launcher::proto::SpawnSpec::from_child(cspec, current_dir());
                 engine.spawn(self, spec, io)
             }
-            Err(e) => {
+            Err((e, _)) => {
                 drop(st);
                 self.on_spawn_failed(e.raw_os_error().unwrap_or(libc::EIO));
                 Ok(())
