@@ -291,9 +291,10 @@ impl Engine {
         let Some(ns) = self.direct.as_ref().filter(|_| !self.launcher_gone.load(Ordering::Acquire)) else {
             return Err((gone(), None));
         };
-        let child = {
-            let _in_ns = ns.enter().map_err(|e| (e, None))?;
-            sys::child::fork_exec_direct(spec).map_err(|(e, spec)| (e, Some(spec)))?
+        let child = match ns.enter() {
+            // Back in the host's namespace as soon as the clone returns.
+            Ok(_in_ns) => sys::child::fork_exec_direct(spec).map_err(|(e, spec)| (e, Some(spec)))?,
+            Err(e) => return Err((e, Some(spec))),
         };
         let pidfd = Arc::new(child.pidfd);
         let announce = child.announce;
