@@ -137,6 +137,7 @@ impl ChildStack {
     }
 
     /// The lowest usable address, above the guard page.
+    #[cfg(target_arch = "x86_64")]
     fn bottom(&self) -> usize {
         self.base as usize + page_size()
     }
@@ -396,6 +397,7 @@ fn clone_child(
 }
 
 /// `struct clone_args` of `clone3(2)`, as far as beamport uses it (`CLONE_ARGS_SIZE_VER0`).
+#[cfg(target_arch = "x86_64")]
 #[repr(C)]
 struct CloneArgs {
     flags: u64,
@@ -409,6 +411,7 @@ struct CloneArgs {
 }
 
 /// Linux ≥ 5.5: the child's handled signals are reset to their defaults.
+#[cfg(target_arch = "x86_64")]
 const CLONE_CLEAR_SIGHAND: u64 = 0x1_0000_0000;
 
 /// `clone3(CLONE_VM | CLONE_PIDFD | CLONE_CLEAR_SIGHAND | CLONE_CHILD_CLEARTID)` running
@@ -494,7 +497,7 @@ unsafe fn clone3_detached(
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        let _ = (shared, stack, pidfd);
+        let _ = (shared, stack, pidfd, running);
         None
     }
 }
