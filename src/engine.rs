@@ -286,7 +286,7 @@ impl Engine {
         &self,
         port: &Port,
         spec: sys::child::ChildSpec,
-    ) -> Result<Spawned, (io::Error, Option<sys::child::ChildSpec>)> {
+    ) -> Result<Spawned, (io::Error, Option<Box<sys::child::ChildSpec>>)> {
         let gone = || io::Error::from_raw_os_error(libc::EPIPE);
         let Some(ns) = self.direct.as_ref().filter(|_| !self.launcher_gone.load(Ordering::Acquire)) else {
             return Err((gone(), None));
@@ -294,7 +294,7 @@ impl Engine {
         let child = match ns.enter() {
             // Back in the host's namespace as soon as the clone returns.
             Ok(_in_ns) => sys::child::fork_exec_direct(spec).map_err(|(e, spec)| (e, Some(spec)))?,
-            Err(e) => return Err((e, Some(spec))),
+            Err(e) => return Err((e, Some(Box::new(spec)))),
         };
         let pidfd = Arc::new(child.pidfd);
         let announce = child.announce;

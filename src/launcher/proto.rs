@@ -1,7 +1,7 @@
 //! The launcher's wire protocol: length-prefixed little-endian records on one Unix stream
 //! socket, with the child's socket attached as `SCM_RIGHTS` to each spawn request.
 
-use crate::sys::child::{ChildSpec, Layout};
+use crate::sys::child::{ChildSpec, Exec, Layout};
 
 /// Host → launcher.
 #[derive(Debug, PartialEq, Eq)]
@@ -49,23 +49,24 @@ impl SpawnSpec {
         use crate::sys::child::cstring_from;
         let opt = |b: Vec<u8>| if b.is_empty() { Ok(None) } else { cstring_from(b).map(Some) };
         let f = self.flags;
-        Ok(ChildSpec {
+        let exec = Exec {
             program: cstring_from(self.program)?,
             argv: self.argv.into_iter().map(cstring_from).collect::<Result<_, _>>()?,
             envp: self.envp.into_iter().map(cstring_from).collect::<Result<_, _>>()?,
             cwd: if cwd { opt(self.cwd)? } else { None },
             cd: opt(self.cd)?,
-            io,
             layout: if f & flags::NOUSE_STDIO != 0 { Layout::Fd34 } else { Layout::Stdio },
             reads: f & flags::READS != 0,
             writes: f & flags::WRITES != 0,
             stderr_to_stdout: f & flags::STDERR_TO_STDOUT != 0,
             death_signal: cwd.then_some(crate::sys::signal::SIGKILL),
-        })
+        };
+        Ok(ChildSpec { exec, io })
     }
 
     /// The spec back from [`SpawnSpec::into_child`], with the child's socket, for the launcher.
-    pub(crate) fn from_child(c: ChildSpec, cwd: Vec<u8>) -> (SpawnSpec, std::os::fd::OwnedFd) {
+    pub(crate) fn from_child(spec: ChildSpec, cwd: Vec<u8>) -> (SpawnSpec, std::os::fd::OwnedFd) {
+        let ChildSpec { exec: c, io } = spec;
         let mut flags = 0;
         for (on, bit) in [
             (c.reads, flags::READS),
@@ -85,7 +86,7 @@ impl SpawnSpec {
             cwd,
             cd: c.cd.map(|d| d.into_bytes()).unwrap_or_default(),
         };
-        (spec, c.io)
+        (spec, io)
     }
 }
 

@@ -316,7 +316,7 @@ impl Port {
             // No fd for the pidfd, or too many children of the host's between fork and exec.
             Err((e, Some(cspec))) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE | libc::EAGAIN)) => {
                 drop(st);
-                let (spec, io) = crate::launcher::proto::SpawnSpec::from_child(cspec, current_dir());
+                let (spec, io) = crate::launcher::proto::SpawnSpec::from_child(*cspec, current_dir());
                 engine.spawn(self, spec, io)
             }
             Err((e, _)) => {

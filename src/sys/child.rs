@@ -18,15 +18,21 @@ pub(crate) enum Layout {
     Fd34,
 }
 
-/// Everything the child needs, prepared before `fork`.
+/// Everything the child needs, prepared before `fork`: what it execs, and its socket.
 #[derive(Debug)]
 pub(crate) struct ChildSpec {
+    pub exec: Exec,
+    pub io: OwnedFd,
+}
+
+/// What the child runs and how it sets itself up for it.
+#[derive(Debug)]
+pub(crate) struct Exec {
     pub program: CString,
     pub argv: Vec<CString>,
     pub envp: Vec<CString>,
     pub cwd: Option<CString>,
     pub cd: Option<CString>,
-    pub io: OwnedFd,
     pub layout: Layout,
     /// The port reads the child's output (OTP's `in`).
     pub reads: bool,
@@ -66,8 +72,9 @@ struct Shared {
 }
 
 impl Shared {
-    /// Points into `spec`, which must outlive the child's use of the result (until it execs).
-    fn new(spec: &ChildSpec, announce: *const AtomicI32, reset_signals: bool) -> Self {
+    /// Points into `spec`'s strings, which must outlive the child's use of the result (until
+    /// it execs); `io` is the child's socket.
+    fn new(spec: &Exec, io: libc::c_int, announce: *const AtomicI32, reset_signals: bool) -> Self {
         let mut cd_msg = b"spawn: Could not cd to ".to_vec();
         if let Some(cd) = &spec.cd {
             cd_msg.extend_from_slice(cd.as_bytes());
@@ -81,7 +88,7 @@ impl Shared {
             cwd: opt(&spec.cwd),
             cd: opt(&spec.cd),
             cd_msg,
-            io: spec.io.as_raw_fd(),
+            io,
             layout: spec.layout,
             reads: spec.reads,
             writes: spec.writes,
@@ -167,7 +174,8 @@ fn page_size() -> usize {
 /// Before it execs, the child stores its pid in `announce`: from then on it may exit and be
 /// seen by a reaper on another thread, which must know it is a child being registered.
 pub(crate) fn fork_exec(spec: &ChildSpec, stack: &mut ChildStack, announce: &AtomicI32) -> io::Result<i32> {
-    clone_child(&Shared::new(spec, announce, false), stack, libc::SIGCHLD, std::ptr::null_mut())
+    let shared = Shared::new(&spec.exec, spec.io.as_raw_fd(), announce, false);
+    clone_child(&shared, stack, libc::SIGCHLD, std::ptr::null_mut())
 }
 
 /// A child started by [`fork_exec_direct`].
@@ -203,31 +211,22 @@ pub(crate) fn ns_pid(announce: &AtomicI32, pidfd: Option<BorrowedFd<'_>>) -> Opt
 struct Launch {
     stack: ChildStack,
     shared: Option<Shared>,
-    strings: Option<Strings>,
+    exec: Option<Exec>,
     announce: Option<Arc<AtomicI32>>,
     /// Non-zero from before the clone until the child has exec'd or exited.
     running: AtomicU32,
-}
-
-/// A [`ChildSpec`] without its fd, which the host closes as soon as the child has a copy.
-struct Strings {
-    program: CString,
-    argv: Vec<CString>,
-    envp: Vec<CString>,
-    cwd: Option<CString>,
-    cd: Option<CString>,
 }
 
 impl Launch {
     /// Drops what its last child read, once that child has exec'd or exited.
     fn forget_child(&mut self) {
         self.shared = None;
-        self.strings = None;
+        self.exec = None;
         self.announce = None;
     }
 }
 
-// SAFETY: the raw pointers in `shared` point into `strings` and into an `Arc` it is kept with,
+// SAFETY: the raw pointers in `shared` point into `exec` and into an `Arc` it is kept with,
 // both owned by the `Launch` and moved with it; no thread but the one that took a `Launch`
 // from `LAUNCHES` touches it, and the child only reads it.
 unsafe impl Send for Launch {}
@@ -269,7 +268,7 @@ fn take_launch() -> io::Result<Box<Launch>> {
     pool.made += 1;
     drop(pool);
     let stack = ChildStack::new().inspect_err(|_| LAUNCHES.lock().unwrap_or_else(|p| p.into_inner()).made -= 1)?;
-    Ok(Box::new(Launch { stack, shared: None, strings: None, announce: None, running: AtomicU32::new(0) }))
+    Ok(Box::new(Launch { stack, shared: None, exec: None, announce: None, running: AtomicU32::new(0) }))
 }
 
 /// Gives a launch back to [`LAUNCHES`], its child (if any) still on it.
@@ -291,11 +290,11 @@ fn put_launch(l: Box<Launch>) {
 /// itself before it unblocks them), since it shares the host's memory until it execs.
 ///
 /// On failure the spec comes back, for the caller to hand to the launcher.
-pub(crate) fn fork_exec_direct(spec: ChildSpec) -> Result<DirectChild, (io::Error, ChildSpec)> {
+pub(crate) fn fork_exec_direct(spec: ChildSpec) -> Result<DirectChild, (io::Error, Box<ChildSpec>)> {
     let announce = Arc::new(AtomicI32::new(0));
     let mut launch = match take_launch() {
         Ok(l) => l,
-        Err(e) => return Err((e, spec)),
+        Err(e) => return Err((e, Box::new(spec))),
     };
     let mut pidfd: libc::c_int = -1;
     // SAFETY: plain C sigsets, filled before use; `pthread_sigmask` only changes this thread's
@@ -309,9 +308,9 @@ pub(crate) fn fork_exec_direct(spec: ChildSpec) -> Result<DirectChild, (io::Erro
     };
     // The child reads the strings where they are on the heap: moving them into the launch
     // moves their owners, not their bytes.
-    let shared = Shared::new(&spec, Arc::as_ptr(&announce), false);
-    let ChildSpec { program, argv, envp, cwd, cd, io, .. } = spec;
-    launch.strings = Some(Strings { program, argv, envp, cwd, cd });
+    let ChildSpec { exec, io } = spec;
+    let shared = Shared::new(&exec, io.as_raw_fd(), Arc::as_ptr(&announce), false);
+    launch.exec = Some(exec);
     launch.announce = Some(announce.clone());
     let shared = launch.shared.insert(shared) as *mut Shared;
     launch.running.store(1, Ordering::Release);
@@ -339,20 +338,7 @@ pub(crate) fn fork_exec_direct(spec: ChildSpec) -> Result<DirectChild, (io::Erro
             launch.running.store(0, Ordering::Release);
             launch.shared = None;
             launch.announce = None;
-            let s = launch.strings.take().expect("strings were stored");
-            let spec = ChildSpec {
-                program: s.program,
-                argv: s.argv,
-                envp: s.envp,
-                cwd: s.cwd,
-                cd: s.cd,
-                io,
-                layout: spec.layout,
-                reads: spec.reads,
-                writes: spec.writes,
-                stderr_to_stdout: spec.stderr_to_stdout,
-                death_signal: spec.death_signal,
-            };
+            let spec = Box::new(ChildSpec { exec: launch.exec.take().expect("stored above"), io });
             put_launch(launch);
             return Err((e, spec));
         }
