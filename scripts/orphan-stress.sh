@@ -18,7 +18,7 @@ set -u
 cd "$(dirname "$0")/.."
 
 TRIALS=${1:-1000}
-cargo build --quiet --example host || exit 2
+cargo build --quiet -p beamport --example host || exit 2
 HOST=target/debug/examples/host
 TREE='sleep 1001 & setsid sleep 1002 & (sleep 1003 &); (trap "" TERM; exec sleep 1005) & trap "" TERM; exec sleep 1004'
 

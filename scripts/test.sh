@@ -16,10 +16,10 @@ done
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
-cargo clippy --all-targets -- -D warnings
+cargo clippy --workspace --all-targets -- -D warnings
 echo "== cargo test"
-cargo build --examples
-cargo test --all-targets
+cargo build --workspace --examples
+cargo test --workspace --all-targets
 # Where the host may fork port programs itself (root, PID-namespace tier), the suites above
 # took that path; the launcher forks for everyone else. These run it too.
 doctor=$(cargo run -q --bin beamport -- doctor)
@@ -28,4 +28,4 @@ if [[ "$doctor" == *"by the opening thread"* ]]; then
   BEAMPORT_NO_DIRECT=1 cargo test --test port_semantics --test fast_paths --test seed --test no_orphans \
     --test leaks --test direct_spawn --test flow_control --test emfile --test framing_ports
 fi
-cargo test --doc
+cargo test --workspace --doc

@@ -233,7 +233,7 @@ pub fn example(name: &'static str) -> PathBuf {
         // looks for its examples in target/release).
         let profile: &[&str] = if cfg!(debug_assertions) { &[] } else { &["--release"] };
         let st = Command::new(cargo)
-            .args(["build", "--quiet", "--example", name])
+            .args(["build", "--quiet", "-p", "beamport", "--example", name])
             .args(profile)
             .current_dir(dir)
             .status()
