@@ -26,6 +26,7 @@
 #![deny(missing_docs, missing_debug_implementations)]
 #![deny(unsafe_code)]
 
+mod driver;
 mod engine;
 pub mod framing;
 mod launcher;
@@ -36,12 +37,18 @@ pub mod program;
 mod spawning;
 mod sys;
 
-pub use message::{Data, ExitStatus, Id, Message, PortMsg, Reason, Ref, UserMsg};
+pub use message::{Data, ExitStatus, Id, Message, Port, PortMsg, Reason, Ref, UserMsg};
 pub use port::{
-    find_executable, CommandFlags, Item, ItemValue, Name, OpenError, Opt, Port, PortError, PortInfo, Request,
-    DEFAULT_GRACE, DEFAULT_READ_WINDOW, DEFAULT_SPIN_WAIT,
+    find_executable, CommandFlags, Item, ItemValue, Name, OpenError, Opt, PortError, PortInfo, Request, DEFAULT_GRACE,
+    DEFAULT_READ_WINDOW, DEFAULT_SPIN_WAIT,
 };
 pub use process::{Exited, Pid, Process};
+
+/// The launcher's main, which `sys`'s pre-`main` hook runs in a re-executed host binary: the
+/// crate root wires the two together, so that `sys` stays the bottom layer.
+pub(crate) fn run_launcher(sock: std::os::fd::OwnedFd) -> i32 {
+    launcher::server::run(sock)
+}
 pub use spawning::{set_spawning, AlreadyStarted, Spawning};
 
 /// How the no-orphan guarantee is enforced on this machine (for `beamport doctor`).
@@ -108,7 +115,7 @@ pub mod doctor {
     ///
     /// The launcher could not be started.
     pub fn report() -> std::io::Result<Report> {
-        let e = crate::engine::get()?;
+        let e = crate::port::engine()?;
         let l = &e.launcher;
         let guarantee = match l.isolation {
             crate::sys::start::Isolation::Cgroup => {
@@ -125,7 +132,7 @@ pub mod doctor {
             guarantee,
             refused: l.refused.iter().map(|(i, e)| (tier_name(*i), e.clone())).collect(),
             nofile_limit: l.nofile_limit,
-            direct_spawn: l.direct_refused.clone().map_or(Ok(()), Err),
+            direct_spawn: l.host_fork_refused.clone().map_or(Ok(()), Err),
         })
     }
 }

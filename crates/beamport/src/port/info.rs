@@ -1,13 +1,13 @@
 //! What `Port.info/1,2` reports about a port.
 
 use std::fmt;
-use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 
-use super::{Inner, Phase, Port, State};
-use crate::message::Ref;
-use crate::process::Pid;
+use super::state::{Inner, Phase, State};
+use super::Port;
+use crate::driver::Driver;
+use crate::message::{Pid, Ref};
 
 /// One item of [`Port::info_item`] (`Port.info/2`).
 ///
@@ -167,18 +167,19 @@ impl Port {
     /// assert_eq!(port.info(), None);
     /// ```
     pub fn info(&self) -> Option<PortInfo> {
-        let st = self.spawned();
+        let st = self.started();
         if st.phase == Phase::Dead {
             return None;
         }
+        let inner = self.inner();
         Some(PortInfo {
-            name: self.0.name.to_string(),
-            links: st.links.clone(),
-            id: self.0.id,
-            connected: st.owner,
-            input: st.input,
-            output: st.output,
-            os_pid: Some(self.0.os_pid.load(Ordering::Relaxed)).filter(|p| *p > 0),
+            name: inner.name.to_string(),
+            links: st.life.links.clone(),
+            id: inner.id,
+            connected: st.life.owner,
+            input: st.inp.received,
+            output: st.out.sent,
+            os_pid: st.driver.os_pid(),
         })
     }
 
@@ -192,31 +193,33 @@ impl Port {
     /// assert_eq!(port.info_item(Item::Name), None);
     /// ```
     pub fn info_item(&self, item: Item) -> Option<ItemValue> {
-        let st = if item == Item::OsPid { self.spawned() } else { self.lock() };
+        let st = if item == Item::OsPid { self.started() } else { self.lock() };
         if st.phase == Phase::Dead {
             return None;
         }
+        let inner = self.inner();
         Some(match item {
-            Item::Name => ItemValue::Name(self.0.name.to_string()),
-            Item::Links => ItemValue::Pids(st.links.clone()),
-            Item::Id => ItemValue::Int(self.0.id),
-            Item::Connected => ItemValue::Pid(st.owner),
-            Item::Input => ItemValue::Int(st.input),
-            Item::Output => ItemValue::Int(st.output),
-            Item::OsPid => ItemValue::OsPid(Some(self.0.os_pid.load(Ordering::Relaxed)).filter(|p| *p > 0)),
-            Item::QueueSize => ItemValue::Int(st.queued as u64),
+            Item::Name => ItemValue::Name(inner.name.to_string()),
+            Item::Links => ItemValue::Pids(st.life.links.clone()),
+            Item::Id => ItemValue::Int(inner.id),
+            Item::Connected => ItemValue::Pid(st.life.owner),
+            Item::Input => ItemValue::Int(st.inp.received),
+            Item::Output => ItemValue::Int(st.out.sent),
+            Item::OsPid => ItemValue::OsPid(st.driver.os_pid()),
+            Item::QueueSize => ItemValue::Int(st.out.queued as u64),
             Item::Memory => ItemValue::Int(self.memory(&st) as u64),
-            Item::Parallelism => ItemValue::Bool(self.0.settings.parallelism),
-            Item::MonitoredBy => ItemValue::Pids(st.monitors.iter().map(|(_, p)| *p).collect()),
+            Item::Parallelism => ItemValue::Bool(inner.settings.parallelism),
+            Item::MonitoredBy => ItemValue::Pids(st.life.monitors.iter().map(|(_, p)| *p).collect()),
         })
     }
 
     fn memory(&self, st: &State) -> usize {
         std::mem::size_of::<Inner>()
-            + self.0.name.len()
-            + st.links.capacity() * std::mem::size_of::<Pid>()
-            + st.monitors.capacity() * std::mem::size_of::<(Ref, Pid)>()
-            + st.queue.capacity() * std::mem::size_of::<Bytes>()
-            + st.rbuf.capacity()
+            + self.inner().name.len()
+            + st.life.links.capacity() * std::mem::size_of::<Pid>()
+            + st.life.monitors.capacity() * std::mem::size_of::<(Ref, Pid)>()
+            + st.out.queue.capacity() * std::mem::size_of::<Bytes>()
+            + st.inp.rbuf.capacity()
+            + st.driver.memory()
     }
 }

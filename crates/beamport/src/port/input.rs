@@ -4,17 +4,16 @@
 //! takes its messages.
 
 use std::io;
-use std::os::fd::AsFd;
 use std::sync::atomic::Ordering;
 
 use bytes::BytesMut;
 
-use super::{errno_name, After, Phase, Port, State};
-use crate::engine;
+use super::state::{Inner, Phase, Reading, State};
+use super::{errno_name, After, Port};
+use crate::driver::Driver;
 use crate::framing::Frame;
-use crate::message::{Data, ExitStatus, Message, PortMsg, Reason};
-use crate::process::{self, Pid};
-use crate::sys;
+use crate::message::{Data, ExitStatus, Message, Pid, PortMsg, Reason};
+use crate::process;
 
 /// Bytes asked of each `read`: one message in stream mode.
 const READ_SIZE: usize = 256 * 1024;
@@ -28,7 +27,7 @@ fn frame_to_data(frame: Frame, list: bool) -> Data {
 
 impl Port {
     /// Called by the engine when the socket has input (or EOF).
-    pub(crate) fn on_readable(&self, shared: &mut BytesMut) {
+    pub(super) fn on_readable(&self, shared: &mut BytesMut) {
         let after = {
             let mut st = self.lock();
             self.read_input(&mut st, shared, false)
@@ -37,7 +36,7 @@ impl Port {
     }
 
     pub(super) fn window_full(&self) -> bool {
-        self.0.settings.read_window.is_some_and(|w| self.0.unread.load(Ordering::SeqCst) >= w)
+        self.inner().window_full()
     }
 
     /// Reads until `WouldBlock` (the reactor's sockets are edge-triggered), or with
@@ -45,35 +44,35 @@ impl Port {
     /// what is left shows up at the next poll; this saves a read per reply).
     pub(super) fn read_input(&self, st: &mut State, shared: &mut BytesMut, short_ok: bool) -> After {
         let mut after = After::default();
-        if st.phase != Phase::Open || st.read_eof || !self.0.settings.reads {
+        let inner = self.inner();
+        if st.phase != Phase::Open || st.inp.reading != Reading::Open || !inner.settings.reads {
             return after;
         }
         loop {
             if self.window_full() {
                 // Paused, then checked again: `input_taken` empties the window, then looks at
                 // the flag (both `SeqCst`), so one of the two sees the other and reading resumes.
-                self.0.read_paused.store(true, Ordering::SeqCst);
+                inner.read_paused.store(true, Ordering::SeqCst);
                 if self.window_full() {
                     return after;
                 }
-                self.0.read_paused.store(false, Ordering::SeqCst);
+                inner.read_paused.store(false, Ordering::SeqCst);
                 continue;
             }
-            let Some(fd) = st.fd.as_ref() else { return after };
-            let want = st.decoder.wanted().unwrap_or(0).clamp(READ_SIZE, 1 << 20);
-            let own = !st.rbuf.is_empty();
-            let buf = if own { &mut st.rbuf } else { &mut *shared };
+            let want = st.inp.decoder.wanted().unwrap_or(0).clamp(READ_SIZE, 1 << 20);
+            let own = !st.inp.rbuf.is_empty();
+            let buf = if own { &mut st.inp.rbuf } else { &mut *shared };
             buf.reserve(want);
             let room = buf.capacity() - buf.len();
-            match sys::fd::read_into(fd.as_fd(), buf) {
+            match st.driver.read(buf) {
                 Ok(0) => {
                     self.on_eof(st, &mut after);
                     return after;
                 }
                 Ok(n) => {
-                    st.input += n as u64;
+                    st.inp.received += n as u64;
                     if !own {
-                        st.rbuf = shared.split();
+                        st.inp.rbuf = shared.split();
                     }
                     self.deliver_frames(st, false, |to, m| {
                         process::deliver(to, m);
@@ -98,30 +97,33 @@ impl Port {
 
     /// Decodes what `rbuf` holds (all of it at EOF) and hands each frame's message to `out`.
     fn deliver_frames(&self, st: &mut State, at_eof: bool, mut out: impl FnMut(Pid, Message)) {
-        let list = !self.0.settings.binary;
+        let list = !self.inner().settings.binary;
+        let inp = &mut st.inp;
         loop {
-            let frame = if at_eof { st.decoder.decode_eof(&mut st.rbuf) } else { st.decoder.decode(&mut st.rbuf) };
+            let frame = if at_eof { inp.decoder.decode_eof(&mut inp.rbuf) } else { inp.decoder.decode(&mut inp.rbuf) };
             match frame {
                 Ok(Some(f)) => {
                     let data = frame_to_data(f, list);
-                    self.0.unread.fetch_add(data.bytes.len(), Ordering::SeqCst);
-                    out(st.owner, Message::Port(self.clone(), PortMsg::Data(data)));
+                    self.inner().unread.fetch_add(data.bytes.len(), Ordering::SeqCst);
+                    out(st.life.owner, Message::Port(self.clone(), PortMsg::Data(data)));
                 }
                 Ok(None) | Err(_) => break,
             }
         }
-        if st.rbuf.is_empty() {
-            st.rbuf = BytesMut::new();
+        if st.inp.rbuf.is_empty() {
+            st.inp.rbuf = BytesMut::new();
         }
     }
 
     pub(super) fn on_eof(&self, st: &mut State, after: &mut After) {
-        st.read_eof = true;
-        if !st.spawned {
-            return; // a failed spawn ends the port with its error, not `:normal`
+        if st.inp.reading == Reading::Open {
+            st.inp.reading = Reading::Eof;
         }
-        if self.0.settings.exit_status && st.exit.is_none() {
-            return; // the status comes first; wait for the launcher's report
+        if !st.behind.started {
+            return; // a failed start ends the port with its error, not `:normal`
+        }
+        if self.inner().settings.exit_status && st.behind.exit.is_none() {
+            return; // the status comes first; wait for its report
         }
         self.finish_input(st, after)
     }
@@ -129,19 +131,19 @@ impl Port {
     /// EOF seen and, if asked for, the exit status known: OTP's order is
     /// `exit_status`, the final partial line, then `:eof` or the exit signal `:normal`.
     pub(super) fn finish_input(&self, st: &mut State, after: &mut After) {
-        if st.input_done || st.phase != Phase::Open {
+        if st.inp.reading == Reading::Done || st.phase != Phase::Open {
             return;
         }
-        st.input_done = true;
-        let owner = st.owner;
+        st.inp.reading = Reading::Done;
+        let owner = st.life.owner;
         let mut last = Vec::new();
-        if self.0.settings.exit_status {
-            if let Some(raw) = st.exit {
+        if self.inner().settings.exit_status {
+            if let Some(raw) = st.behind.exit {
                 last.push(Message::Port(self.clone(), PortMsg::ExitStatus(ExitStatus::from_raw(raw))));
             }
         }
         self.deliver_frames(st, true, |_, m| last.push(m));
-        if self.0.settings.eof {
+        if self.inner().settings.eof {
             last.push(Message::Port(self.clone(), PortMsg::Eof));
         } else {
             // Closed before its last messages go out, still under the lock: an owner that has
@@ -152,14 +154,22 @@ impl Port {
             process::deliver(owner, m);
         }
     }
+}
 
-    /// The owner took `n` bytes of this port's data from its mailbox.
-    pub(crate) fn input_taken(&self, n: usize) {
-        let before = self.0.unread.fetch_sub(n, Ordering::SeqCst);
-        if let Some(w) = self.0.settings.read_window {
-            if before >= w && before - n < w && self.0.read_paused.swap(false, Ordering::SeqCst) {
-                if let Ok(e) = engine::get() {
-                    e.resume(self.0.id);
+impl Inner {
+    fn window_full(&self) -> bool {
+        self.settings.read_window.is_some_and(|w| self.unread.load(Ordering::SeqCst) >= w)
+    }
+
+    /// The owner took `n` bytes of this port's data from its mailbox: a port paused at a
+    /// full read window reads again. Never takes the port's lock (a mailbox may be locked).
+    pub(super) fn input_taken(&self, n: usize) {
+        let before = self.unread.fetch_sub(n, Ordering::SeqCst);
+        if let Some(w) = self.settings.read_window {
+            if before >= w && before - n < w && self.read_paused.swap(false, Ordering::SeqCst) {
+                // Without a reactor (a driver without fds), whoever reads next finds room.
+                if let Some(e) = crate::engine::started() {
+                    e.resume(self.id);
                 }
             }
         }

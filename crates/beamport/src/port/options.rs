@@ -179,26 +179,31 @@ pub const DEFAULT_SPIN_WAIT: Duration = Duration::from_micros(50);
 /// ```
 pub const DEFAULT_GRACE: (Duration, Duration) = (Duration::from_secs(5), Duration::from_secs(2));
 
-/// Options after parsing and checking.
+/// Options after parsing and checking: what the port core keeps for the port's life.
 #[derive(Clone, Debug)]
 pub(crate) struct Settings {
     pub binary: bool,
     pub framing: Framing,
-    pub cd: Option<PathBuf>,
-    pub env: Vec<(OsString, Option<OsString>)>,
-    pub args: Option<Vec<OsString>>,
-    pub arg0: Option<OsString>,
     pub exit_status: bool,
-    pub nouse_stdio: bool,
-    pub stderr_to_stdout: bool,
     pub reads: bool,
     pub writes: bool,
     pub eof: bool,
     pub parallelism: bool,
     pub busy: Option<(usize, usize)>,
     pub read_window: Option<usize>,
-    pub grace: (Duration, Duration),
     pub spin_wait: Duration,
+}
+
+/// The options that only start the program: used once, by `Port::open`, and not kept.
+#[derive(Clone, Debug)]
+pub(crate) struct SpawnOptions {
+    pub cd: Option<PathBuf>,
+    pub env: Vec<(OsString, Option<OsString>)>,
+    pub args: Option<Vec<OsString>>,
+    pub arg0: Option<OsString>,
+    pub nouse_stdio: bool,
+    pub stderr_to_stdout: bool,
+    pub grace: (Duration, Duration),
 }
 
 fn bad(what: impl Into<String>) -> OpenError {
@@ -215,24 +220,27 @@ fn limits(l: Option<(usize, usize)>, name: &str) -> Result<Option<(usize, usize)
 }
 
 impl Settings {
-    pub(crate) fn parse(name: &Name, opts: &[Opt]) -> Result<Settings, OpenError> {
-        let mut s = Settings {
-            binary: false,
-            framing: Framing::Stream,
+    /// Checks `opts` for a port named `name`, left to right, as `open_port/2` does.
+    pub(crate) fn parse(name: &Name, opts: &[Opt]) -> Result<(Settings, SpawnOptions), OpenError> {
+        let mut p = SpawnOptions {
             cd: None,
             env: Vec::new(),
             args: None,
             arg0: None,
-            exit_status: false,
             nouse_stdio: false,
             stderr_to_stdout: false,
+            grace: DEFAULT_GRACE,
+        };
+        let mut s = Settings {
+            binary: false,
+            framing: Framing::Stream,
+            exit_status: false,
             reads: false,
             writes: false,
             eof: false,
             parallelism: false,
             busy: Some((4096, 8192)),
             read_window: Some(DEFAULT_READ_WINDOW),
-            grace: DEFAULT_GRACE,
             spin_wait: DEFAULT_SPIN_WAIT,
         };
         let mut line = None;
@@ -249,21 +257,21 @@ impl Settings {
                     let l = NonZeroUsize::new(*l).ok_or_else(|| bad("{:line, 0}: the length must be ≥ 1"))?;
                     line = Some(l);
                 }
-                Opt::Cd(d) => s.cd = Some(d.clone()),
+                Opt::Cd(d) => p.cd = Some(d.clone()),
                 Opt::Env(e) => {
                     for (k, _) in e {
                         if k.to_string_lossy().contains('=') {
                             return Err(bad(format!("{{:env, ..}}: variable name {k:?} contains '='")));
                         }
                     }
-                    s.env = e.clone();
+                    p.env = e.clone();
                 }
-                Opt::Args(a) => s.args = Some(a.clone()),
-                Opt::Arg0(a) => s.arg0 = Some(a.clone()),
+                Opt::Args(a) => p.args = Some(a.clone()),
+                Opt::Arg0(a) => p.arg0 = Some(a.clone()),
                 Opt::ExitStatus => s.exit_status = true,
-                Opt::UseStdio => s.nouse_stdio = false,
-                Opt::NoUseStdio => s.nouse_stdio = true,
-                Opt::StderrToStdout => s.stderr_to_stdout = true,
+                Opt::UseStdio => p.nouse_stdio = false,
+                Opt::NoUseStdio => p.nouse_stdio = true,
+                Opt::StderrToStdout => p.stderr_to_stdout = true,
                 Opt::In => s.reads = true,
                 Opt::Out => s.writes = true,
                 Opt::Eof => s.eof = true,
@@ -279,7 +287,7 @@ impl Settings {
                     }
                     s.read_window = *w;
                 }
-                Opt::Grace(a, b) => s.grace = (*a, *b),
+                Opt::Grace(a, b) => p.grace = (*a, *b),
                 Opt::SpinWait(d) => s.spin_wait = *d,
             }
         }
@@ -293,13 +301,13 @@ impl Settings {
             }
             s.framing = Framing::Line(l);
         }
-        if s.stderr_to_stdout && s.nouse_stdio {
+        if p.stderr_to_stdout && p.nouse_stdio {
             return Err(bad(":stderr_to_stdout cannot be combined with :nouse_stdio"));
         }
-        if !matches!(name, Name::Executable(_)) && (s.args.is_some() || s.arg0.is_some()) {
+        if !matches!(name, Name::Executable(_)) && (p.args.is_some() || p.arg0.is_some()) {
             return Err(bad("{:args, _} and {:arg0, _} need {:spawn_executable, path}"));
         }
-        Ok(s)
+        Ok((s, p))
     }
 }
 

@@ -67,7 +67,7 @@ pub fn link(to: impl Into<Id>) {
     let to = to.into();
     let ok = match &to {
         Id::Pid(p) => *p != me && add_link(*p, Id::Pid(me)),
-        Id::Port(port) => port.add_link(me),
+        Id::Port(port) => port.0.add_link(me),
     };
     if ok {
         add_link(me, to);
@@ -106,7 +106,7 @@ pub fn unlink(to: impl Into<Id>) {
     remove_link(me, &to);
     match &to {
         Id::Pid(p) => remove_link(*p, &Id::Pid(me)),
-        Id::Port(port) => port.remove_link(me),
+        Id::Port(port) => port.0.remove_link(me),
     }
 }
 
@@ -133,7 +133,7 @@ pub fn monitor(item: impl Into<Id>) -> Ref {
     }
     let ok = match &item {
         Id::Pid(p) => add_monitor(*p, r, me),
-        Id::Port(port) => port.add_monitor(r, me),
+        Id::Port(port) => port.0.add_monitor(r, me),
     };
     if !ok {
         deliver(me, Message::Down(r, item, Reason::Noproc));
@@ -181,7 +181,7 @@ fn forget_monitor(r: Ref, item: &Id) {
                 p.state.lock().expect("mailbox").monitored_by.retain(|(x, _)| *x != r);
             }
         }
-        Id::Port(port) => port.remove_monitor(r),
+        Id::Port(port) => port.0.remove_monitor(r),
     }
 }
 
@@ -234,7 +234,7 @@ pub fn exit(to: impl Into<Id>, reason: Reason) {
     let from = Id::Pid(current().pid());
     match to.into() {
         Id::Pid(p) => exit_signal(from, p, reason, false),
-        Id::Port(port) => port.exit_signal(current().pid(), reason, false),
+        Id::Port(port) => port.0.exit_signal(&port, current().pid(), reason, false),
     }
 }
 
@@ -285,6 +285,7 @@ pub(super) fn terminate(p: &Arc<Inner>, reason: Reason) {
     let links = std::mem::take(&mut st.links);
     let monitors = std::mem::take(&mut st.monitored_by);
     let held = std::mem::take(&mut st.monitors);
+    let owns = std::mem::take(&mut st.owns);
     let wakers = std::mem::take(&mut st.wakers);
     let polling = st.polling;
     drop(st);
@@ -298,12 +299,14 @@ pub(super) fn terminate(p: &Arc<Inner>, reason: Reason) {
     let for_ports = reason.propagated();
     // Its ports close before anyone can see the death: a port connected to this pid after a
     // `Down` or `is_alive() == false` belongs to a dead owner and stays open (E4).
-    crate::port::owner_gone(me, &for_ports);
+    for port in owns {
+        port.0.owner_exited(&port, me, &for_ports);
+    }
     TABLE.write().expect("process table").remove(&p.pid);
     for l in links {
         match l {
             Id::Pid(other) => exit_signal(Id::Pid(me), other, reason.clone(), true),
-            Id::Port(port) => port.exit_signal(me, for_ports.clone(), true),
+            Id::Port(port) => port.0.exit_signal(&port, me, for_ports.clone(), true),
         }
     }
     for (r, watcher) in monitors {

@@ -25,8 +25,10 @@ pub(crate) struct ChildSpec {
     pub io: OwnedFd,
 }
 
-/// What the child runs and how it sets itself up for it.
-#[derive(Debug)]
+/// What the child runs and how it sets itself up for it: the one typed description of a
+/// port's program, from the port's options to `execve` (the launcher's protocol serialises
+/// it as it is).
+#[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Exec {
     pub program: CString,
     pub argv: Vec<CString>,
@@ -664,11 +666,6 @@ fn unreachable_exit() -> ! {
     loop {
         std::hint::spin_loop();
     }
-}
-
-/// Builds a C string (in place), refusing interior NULs with `InvalidInput`.
-pub(crate) fn cstring_from(bytes: Vec<u8>) -> io::Result<CString> {
-    CString::new(bytes).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL byte in argument"))
 }
 
 #[cfg(test)]
