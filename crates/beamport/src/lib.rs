@@ -66,7 +66,7 @@ pub mod doctor {
     /// for (tier, why) in &r.refused {
     ///     println!("{tier} refused: {why}"); // stronger tiers this machine does not allow
     /// }
-    /// match &r.direct_spawn {
+    /// match &r.opener_forks {
     ///     Ok(()) => assert_eq!(r.tier, "pid-namespace"), // host threads fork into it
     ///     Err(why) => println!("every child is forked by the launcher: {why}"),
     /// }
@@ -91,7 +91,7 @@ pub mod doctor {
         /// child, as one of `posix_spawn` is: a `waitpid(-1)` of the host's own may reap it
         /// first, and its port then reports it killed (`{:exit_status, 137}`). A host that
         /// reaps any child it has calls [`crate::set_spawning`]`(Spawning::Launcher)` first.
-        pub direct_spawn: Result<(), String>,
+        pub opener_forks: Result<(), String>,
     }
 
     fn tier_name(i: crate::sys::start::Isolation) -> &'static str {
@@ -119,10 +119,10 @@ pub mod doctor {
         let l = &e.launcher;
         let guarantee = match l.isolation {
             crate::sys::start::Isolation::Cgroup => {
-                "every process started through a port, escapees included, is in one cgroup: the launcher kills it when the host dies, the host kills it when the launcher dies; if both die by SIGKILL at once, only the launcher's direct children die (PDEATHSIG)"
+                "every process started through a port, escapees included, is in one cgroup: the launcher kills it when the host dies, the host kills it when the launcher dies; if both die by SIGKILL at once, only the launcher's own children (not their descendants) die (PDEATHSIG)"
             }
             crate::sys::start::Isolation::Plain => {
-                "children end when the host dies (launcher ladder) or when the launcher dies (PDEATHSIG, direct children only); escapees are found through the subreaper while the launcher lives"
+                "children end when the host dies (launcher ladder) or when the launcher dies (PDEATHSIG, the launcher's own children only); escapees are found through the subreaper while the launcher lives"
             }
             _ => "every process started through a port dies when the launcher dies, even by SIGKILL (PID 1 of its namespace); the launcher dies when the host does",
         };
@@ -132,7 +132,7 @@ pub mod doctor {
             guarantee,
             refused: l.refused.iter().map(|(i, e)| (tier_name(*i), e.clone())).collect(),
             nofile_limit: l.nofile_limit,
-            direct_spawn: l.host_fork_refused.clone().map_or(Ok(()), Err),
+            opener_forks: l.host_fork_refused.clone().map_or(Ok(()), Err),
         })
     }
 }

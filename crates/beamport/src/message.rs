@@ -131,6 +131,7 @@ pub(crate) trait PortPeer: Send + Sync + 'static {
 /// port.close().unwrap();
 /// ```
 #[derive(Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Id {
     /// A process.
     Pid(Pid),
@@ -203,6 +204,7 @@ impl fmt::Debug for Ref {
 /// assert_eq!(Reason::atom("normal"), Reason::Normal);
 /// ```
 #[derive(Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Reason {
     /// `:normal`: a normal end; ignored by linked processes that do not trap exits.
     Normal,
@@ -637,6 +639,7 @@ pub(crate) fn charlist(b: &[u8], out: &mut String) {
 /// port.close().unwrap(); // with :eof the port stays open until closed
 /// ```
 #[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum PortMsg {
     /// `{:data, data}`.
     Data(Data),
@@ -734,6 +737,7 @@ impl fmt::Debug for UserMsg {
 /// let msg = me.receive().unwrap();
 /// assert_eq!(format!("{msg:?}"), "\"hi\"");
 /// ```
+#[non_exhaustive]
 pub enum Message {
     /// `{port, msg}` from a port to its owner.
     Port(Port, PortMsg),

@@ -272,6 +272,7 @@ impl Frame {
 ///            "packet of 256 bytes is too large for a 1-byte header (max 255)");
 /// ```
 #[derive(Debug, thiserror::Error, PartialEq, Eq, Clone)]
+#[non_exhaustive]
 pub enum FrameError {
     /// A payload longer than the packet header can announce. OTP lets the
     /// port exit with `einval`.

@@ -26,6 +26,7 @@ use crate::message::{Pid, Ref};
 /// assert_eq!(port.info_item(Item::Id), None);
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Item {
     /// `:name`.
     Name,
@@ -119,6 +120,7 @@ impl fmt::Debug for PortInfo {
 /// port.close().unwrap();
 /// ```
 #[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ItemValue {
     /// A name.
     Name(String),

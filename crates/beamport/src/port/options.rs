@@ -34,6 +34,7 @@ use crate::port::OpenError;
 /// # let _ = port.close();
 /// ```
 #[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Name {
     /// `{:spawn, command}`: run through `/bin/sh -c "exec command"`, as OTP does.
     Spawn(String),
@@ -84,6 +85,7 @@ impl fmt::Debug for Name {
 /// assert!(":bogus".parse::<Opt>().is_err());
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Opt {
     /// `:binary`: data comes as binaries (iex prints strings) instead of lists.
     Binary,
