@@ -99,7 +99,7 @@ impl Driver for FakeDriver {
         None
     }
 
-    fn spawned(&mut self, _ns_pid: i32, _host_pid: i32, _dead: bool) {}
+    fn spawned(&mut self, _ns_pid: i32, _host_pid: i32) {}
 
     fn spawn_failed(&mut self) {}
 

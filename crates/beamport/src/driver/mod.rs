@@ -60,9 +60,9 @@ pub(crate) trait Driver {
     /// An fd readable once the thing behind has ended, to be reaped through the engine.
     fn exit_fd(&self) -> Option<&Arc<OwnedFd>>;
     /// News from a start that was [`Start::Pending`]: it runs, as `ns_pid` in the launcher's
-    /// namespace and `host_pid` in the host's. If the port is already `dead`, the driver ends
-    /// it (kill ladder).
-    fn spawned(&mut self, ns_pid: i32, host_pid: i32, dead: bool);
+    /// namespace and `host_pid` in the host's. If the port was released meanwhile, the driver
+    /// ends it (kill ladder).
+    fn spawned(&mut self, ns_pid: i32, host_pid: i32);
     /// News from a start that was [`Start::Pending`]: it failed.
     fn spawn_failed(&mut self);
     /// The thing behind ended and was reaped; `group_left`: what it started in its process
@@ -125,8 +125,8 @@ impl Driver for Drivers {
     fn exit_fd(&self) -> Option<&Arc<OwnedFd>> {
         each!(self, d => d.exit_fd())
     }
-    fn spawned(&mut self, ns_pid: i32, host_pid: i32, dead: bool) {
-        each!(self, d => d.spawned(ns_pid, host_pid, dead))
+    fn spawned(&mut self, ns_pid: i32, host_pid: i32) {
+        each!(self, d => d.spawned(ns_pid, host_pid))
     }
     fn spawn_failed(&mut self) {
         each!(self, d => d.spawn_failed())

@@ -34,6 +34,8 @@ pub(crate) struct SpawnDriver {
     grace: (Duration, Duration),
     /// The opening thread forks the program ([`Engine::fork_here`]), not the launcher.
     fork_here: bool,
+    /// Handed to the kill ladder already (at the port's close, even with output queued).
+    released: bool,
 }
 
 /// Where the program is in its life.
@@ -81,6 +83,7 @@ impl SpawnDriver {
             child: Child::Pending { early: Vec::new() },
             grace,
             fork_here,
+            released: false,
         })
     }
 
@@ -148,7 +151,9 @@ impl Driver for SpawnDriver {
     }
 
     fn close_io(&mut self) {
-        self.sock = None;
+        if let Some(fd) = self.sock.take() {
+            sys::fd::close_quietly(fd.as_fd());
+        }
         self.plan = None;
     }
 
@@ -191,13 +196,13 @@ impl Driver for SpawnDriver {
         }
     }
 
-    fn spawned(&mut self, ns_pid: i32, host_pid: i32, dead: bool) {
+    fn spawned(&mut self, ns_pid: i32, host_pid: i32) {
         let Child::Pending { early } = &mut self.child else { return };
         let early = std::mem::take(early);
         self.child = Child::Started { ns_pid, host_pid, here: None, exited: None };
         if let Some(e) = engine() {
             early.into_iter().for_each(|(sig, group)| e.signal(ns_pid, sig, group));
-            if dead {
+            if self.released {
                 // Closed before the launcher answered: the program goes to the kill ladder now.
                 e.release(ns_pid, self.grace, false);
             }
@@ -257,11 +262,14 @@ impl Driver for SpawnDriver {
     }
 
     fn release(&mut self) {
+        if std::mem::replace(&mut self.released, true) {
+            return;
+        }
         let pid = self.ns_pid();
+        // Without a pid yet, `spawned` does this.
         let Child::Started { here, exited, .. } = &self.child else { return };
         // The launcher ladders the program, or what is left of its group. A program that
         // exited alone needs nothing (one launcher request less per short-lived port).
-        // Without a pid yet, `spawned` does this.
         if pid > 0 && *exited != Some(false) {
             if let Some(e) = engine() {
                 e.release(pid, self.grace, here.is_some());

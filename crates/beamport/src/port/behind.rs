@@ -145,10 +145,9 @@ impl Port {
                 ChildNews::Spawned { ns_pid, host_pid } => {
                     st.behind.started = true;
                     self.cv_wake(&st);
-                    let dead = st.phase == Phase::Dead;
-                    st.driver.spawned(ns_pid, host_pid, dead);
+                    st.driver.spawned(ns_pid, host_pid);
                     let mut after = After::default();
-                    if !dead && st.inp.reading == Reading::Eof {
+                    if st.phase != Phase::Dead && st.inp.reading == Reading::Eof {
                         self.on_eof(&mut st, &mut after);
                     }
                     after

@@ -111,8 +111,11 @@ impl Port {
             self.finish(st);
         } else {
             // Input stops now: the program's writes fail instead of blocking the flush
-            // (docs/otp-semantics.md#closing-with-output-queued).
+            // (docs/otp-semantics.md#closing-with-output-queued). And the kill ladder's grace
+            // starts now, whatever is still queued: a program that never reads its input does
+            // not keep its port, and itself, alive.
             st.driver.shutdown_read();
+            st.driver.release();
         }
         self.cv_wake(st);
         st.out.busy_wakers.drain(..).for_each(std::task::Waker::wake);
