@@ -25,7 +25,7 @@ cargo test --workspace --all-targets
 doctor=$(cargo run -q --bin beamport -- doctor)
 if [[ "$doctor" == *"by the opening thread"* ]]; then
   echo "== cargo test, every child forked by the launcher (BEAMPORT_NO_DIRECT=1)"
-  BEAMPORT_NO_DIRECT=1 cargo test --test port_semantics --test fast_paths --test seed --test no_orphans \
+  BEAMPORT_NO_DIRECT=1 cargo test --test port_semantics --test fast_paths --test elixir_docs --test no_orphans \
     --test leaks --test direct_spawn --test flow_control --test emfile --test framing_ports
 fi
 cargo test --workspace --doc
