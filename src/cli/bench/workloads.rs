@@ -184,8 +184,9 @@ impl Sizes {
     /// Smaller sizes for `--quick`, where that keeps the figures comparable with the full
     /// run's: every target but memory's is a ratio to a baseline measured at the same size in
     /// the same run. `memory_per_port` keeps the full 5,000 ports: its target is an absolute
-    /// figure per port, and with fewer ports the host's fixed costs (tables, thread stacks)
-    /// weigh more on each (1,000 ports measured above the 1 KB that 5,000 meet).
+    /// figure per port, and with fewer ports the steps in which the host's tables and heap
+    /// grow weigh more on each port, so a smaller run's figure is not the one the target is
+    /// set for.
     pub fn quick() -> Sizes {
         Sizes {
             throughput_bytes: 64 << 20,
