@@ -23,8 +23,8 @@ use self::workloads::{Impl, Res, Sample, Sizes, Workload};
 /// Arguments of `beamport bench`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Fewer rounds and smaller sizes (memory per port excepted): the whole run takes about a
-    /// minute. The targets stay comparable: each but memory's is a ratio to a baseline
+    /// Fewer rounds and smaller sizes (memory per port excepted): the whole run takes a
+    /// minute or two. The targets stay comparable: each but memory's is a ratio to a baseline
     /// measured at the same size, and memory is measured at the full 5000 ports.
     #[arg(long)]
     quick: bool,
