@@ -15,7 +15,7 @@ use std::time::Duration;
 use beamport::{find_executable, process, Message, Name, OpenError, Opt, Port, PortError, PortMsg};
 
 /// How `beamport open` chooses its exit status (its `--help` and the README say the same).
-pub const EXIT_STATUS_HELP: &str = "\
+const EXIT_STATUS_HELP: &str = "\
 Exit status:
   with --exit-status, the program's status when it is not 0: its exit code, or 128+N
     if signal N ended it;
