@@ -1,4 +1,4 @@
-//! The two fast paths of issue 7 and the rules that keep them invisible:
+//! beamport's two fast paths and the rules that keep them invisible:
 //!
 //! - `Port::open` returns before the launcher has forked (as OTP's `open_port` does with
 //!   its forker): the pid, signals, `close` and EOF all wait for the launcher's answer.

@@ -87,7 +87,8 @@ fn until_exit_with_trap(me: &Process, port: &Port) -> Vec<String> {
 #[test]
 fn a_truncated_packet_at_eof_is_discarded_as_otp_does() {
     let me = process::current();
-    // OTP E10: \0\3abc\0\1d\0 → "abc", "d", then the half header is dropped.
+    // As on the VM: \0\3abc\0\1d\0 → "abc", "d", then the half header is dropped
+    // (docs/otp-semantics.md#packet-framing).
     let port =
         Port::open(Name::spawn(r"printf '\000\003abc\000\001d\000'"), [Opt::Binary, Opt::Packet(2), Opt::ExitStatus])
             .unwrap();

@@ -1,4 +1,5 @@
-//! OTP's examples (spec §2.4 E10, §2.5 E11), fed as scripted reads.
+//! OTP's framing, example by example (docs/otp-semantics.md#packet-framing and
+//! docs/otp-semantics.md#line-framing), fed as scripted reads.
 
 use super::*;
 

@@ -36,17 +36,45 @@ use crate::port::OpenError;
 #[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Name {
-    /// `{:spawn, command}`: run through `/bin/sh -c "exec command"`, as OTP does.
+    /// `{:spawn, command}`: run through `/bin/sh -c "exec command"`, as OTP does, so `a; b`
+    /// runs only `a` (see [`Name::spawn`]).
     Spawn(String),
     /// `{:spawn_executable, path}`: run `path` directly, with `Opt::Args`/`Opt::Arg0`.
     Executable(PathBuf),
 }
 
 impl Name {
-    /// `{:spawn, command}`.
+    /// `{:spawn, command}`: `/bin/sh -c "exec command"`, as OTP runs it. The shell searches
+    /// `PATH` and expands quotes, variables, globs, redirections and pipes.
+    ///
+    /// # Caveats
+    ///
+    /// Because of the `exec` OTP puts in front, the shell is replaced by the first command:
+    ///
+    /// - `a; b` (or `a && b`) runs only `a`, and the port ends when `a` does; to run a list of
+    ///   commands, spawn `sh -c 'a; b'`;
+    /// - a shell builtin or `VAR=value` as the first word fails with status 127 (`exit 3`,
+    ///   `cd /tmp && pwd`, `FOO=1 env`): start with `env FOO=1 …` or `sh -c '…'` instead.
     ///
     /// ```
-    /// assert_eq!(format!("{:?}", beamport::Name::spawn("cat")), "{:spawn, \"cat\"}");
+    /// use std::time::Duration;
+    /// use beamport::{process, Message, Name, Opt, Port, PortMsg};
+    /// assert_eq!(format!("{:?}", Name::spawn("cat")), "{:spawn, \"cat\"}");
+    ///
+    /// let me = process::current();
+    /// let output = |cmd: &str| {
+    ///     let port = Port::open(Name::spawn(cmd), [Opt::Binary, Opt::ExitStatus]).unwrap();
+    ///     let mut out = Vec::new();
+    ///     loop {
+    ///         match me.receive_timeout(Duration::from_secs(5)).unwrap().expect("a message") {
+    ///             Message::Port(p, PortMsg::Data(d)) if p == port => out.extend_from_slice(d.bytes()),
+    ///             Message::Port(p, PortMsg::ExitStatus(_)) if p == port => return out,
+    ///             other => panic!("{other:?}"),
+    ///         }
+    ///     }
+    /// };
+    /// assert_eq!(output("echo a; echo b"), b"a\n"); // `exec echo a; echo b`: only `a`
+    /// assert_eq!(output("sh -c 'echo a; echo b'"), b"a\nb\n");
     /// ```
     pub fn spawn(command: impl Into<String>) -> Name {
         Name::Spawn(command.into())

@@ -251,7 +251,7 @@ struct Launches {
 /// fails with `EAGAIN` rather than wait, and its caller asks the launcher. On a busy machine a
 /// child may wait long for a CPU before it execs: with 64 spawns in flight on two CPUs, 63
 /// launches were in use at once, and a cap of 8 or 16 sent so many spawns to the launcher
-/// that the rate fell back to the launcher's (32: −2 %; six rounds each, session 7). The
+/// that the rate fell back to the launcher's (32: −2 %, in six paired rounds each). The
 /// engine runs at most 64 such children anyway.
 const LAUNCHES_MAX: usize = 64;
 
@@ -621,7 +621,8 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
         let empty = 0u64;
         call(libc::SYS_rt_sigprocmask, libc::SIG_SETMASK as usize, &empty as *const u64 as usize, 0, sigset);
         // Rust hosts ignore SIGPIPE; port programs get the default back, so a program that
-        // writes to a closed port ends instead of spinning on EPIPE (OTP's E21 fault).
+        // writes to a closed port ends instead of spinning on EPIPE, as OTP's programs, which
+        // inherit the VM's ignored SIGPIPE, can (docs/otp-semantics.md#children-outlive-the-vm).
         call(libc::SYS_rt_sigaction, libc::SIGPIPE as usize, DEFAULT_ACTION.as_ptr() as usize, 0, sigset);
         call(libc::SYS_setsid, 0, 0, 0, 0);
         if let Some(sig) = sh.death_signal {
