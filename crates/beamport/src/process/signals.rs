@@ -298,7 +298,8 @@ pub(super) fn terminate(p: &Arc<Inner>, reason: Reason) {
     // `exit(port, :kill)` and report `:killed` (OTP 25).
     let for_ports = reason.propagated();
     // Its ports close before anyone can see the death: a port connected to this pid after a
-    // `Down` or `is_alive() == false` belongs to a dead owner and stays open (E4).
+    // `Down` or `is_alive() == false` belongs to a dead owner and stays open, as on the BEAM
+    // (docs/otp-semantics.md#connect).
     for port in owns {
         port.0.owner_exited(&port, me, &for_ports);
     }
