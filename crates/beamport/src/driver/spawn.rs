@@ -18,7 +18,8 @@ use crate::engine::{self, Engine};
 use crate::sys;
 use crate::sys::child::{ChildSpec, Exec};
 
-/// `SO_SNDBUF` of both ends of a port's socket.
+/// `SO_SNDBUF` of the program's end of its socket: how much of its output the kernel holds
+/// for the host (the read window bounds what the host holds).
 const SOCKET_BUFFER: usize = 1 << 20;
 
 /// A program behind a port.
@@ -68,13 +69,20 @@ struct ForkedHere {
 }
 
 impl SpawnDriver {
-    /// Prepares `exec` behind a new socket pair; it starts at [`Driver::start`].
-    pub(crate) fn new(engine: &Engine, exec: Exec, grace: (Duration, Duration)) -> io::Result<SpawnDriver> {
+    /// Prepares `exec` behind a new socket pair; it starts at [`Driver::start`]. The kernel
+    /// holds up to about `send_buffer` bytes of output for the program (`SO_SNDBUF`), before
+    /// the port's own queue, and its busy limits, take the rest.
+    pub(crate) fn new(
+        engine: &Engine,
+        exec: Exec,
+        grace: (Duration, Duration),
+        send_buffer: usize,
+    ) -> io::Result<SpawnDriver> {
         let (host, child) = sys::fd::stream_pair()?;
         sys::fd::set_nonblocking(host.as_fd(), true)?;
         // Bigger socket buffers mean fewer wake-ups on bulk transfers; the kernel allocates
         // them only as data is queued, so idle ports cost nothing more.
-        sys::fd::set_send_buffer(host.as_fd(), SOCKET_BUFFER);
+        sys::fd::set_send_buffer(host.as_fd(), send_buffer);
         sys::fd::set_send_buffer(child.as_fd(), SOCKET_BUFFER);
         let fork_here = engine.host_may_fork(child.as_fd());
         Ok(SpawnDriver {

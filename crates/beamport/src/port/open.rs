@@ -68,7 +68,7 @@ impl Port {
         let (settings, spawn) = Settings::parse(&name, &opts)?;
         let (exec, label) = child_spec(&name, &settings, &spawn)?;
         let engine = super::engine().map_err(OpenError::system)?;
-        let driver = SpawnDriver::new(engine, exec, spawn.grace).map_err(OpenError::system)?;
+        let driver = SpawnDriver::new(engine, exec, spawn.grace, send_buffer(&settings)).map_err(OpenError::system)?;
         // Forked here: lent to the opener from the start. It is likely to wait for the
         // program next, polling its socket and pidfd itself; else the reactor takes them back
         // within `LEND_FOR`.
@@ -128,6 +128,22 @@ impl Port {
         let port = Port(Arc::new(inner));
         TABLE.write().expect("port table").insert(port.id(), port.clone());
         port
+    }
+}
+
+/// What the kernel may hold of a port's output for its program (`SO_SNDBUF`) before the
+/// port's own queue, and so its busy limits, take the rest. With busy limits, about what
+/// OTP's 64 KiB pipe holds in commands: a sender to a program that does not read is
+/// suspended after about as many small commands as OTP's (~660 of 99 bytes: a Unix socket
+/// charges each write its buffer's overhead, about 750 bytes, where a pipe counts bytes), and
+/// bulk writes get 512 KiB. Without busy limits, a large buffer: fewer wake-ups on bulk
+/// transfers. (The kernel doubles what it is asked for.)
+fn send_buffer(settings: &Settings) -> usize {
+    const OTP_PIPE_IN_COMMANDS: usize = 256 * 1024;
+    const UNLIMITED: usize = 1 << 20;
+    match settings.busy {
+        Some((_, high)) => OTP_PIPE_IN_COMMANDS.max(high).min(UNLIMITED),
+        None => UNLIMITED,
     }
 }
 
