@@ -5,7 +5,7 @@
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use beamport::{process, CommandFlags, Item, ItemValue, Message, Name, Opt, Port, PortMsg};
+use beamport::{process, CommandFlags, Item, ItemValue, Message, Name, Opt, Port, PortMsg, Reason};
 
 const DEADLINE: Duration = Duration::from_secs(10);
 
@@ -176,4 +176,83 @@ fn unbounded_read_window_reads_everything_eagerly() {
     assert!(m.port() == Some(&port));
     let n: usize = me.flush().unwrap().iter().filter_map(|m| m.data()).map(|d| d.bytes().len()).sum();
     assert_eq!(n, total);
+}
+
+/// The host's resident memory, from `/proc/self/status`.
+fn rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).expect("VmRSS in /proc/self/status");
+    let kib: u64 = line.split_whitespace().nth(1).and_then(|n| n.parse().ok()).expect("VmRSS in kB");
+    kib * 1024
+}
+
+fn port_memory(port: &Port) -> Option<u64> {
+    match port.info_item(Item::Memory) {
+        Some(ItemValue::Int(n)) => Some(n),
+        None => None,
+        other => panic!("memory: {other:?}"),
+    }
+}
+
+/// A `{:packet, 4}` header that claims 2 GiB, followed by an endless body: the port ends
+/// with `:emsgsize` as soon as the header is read (the default `{:packet_size, _}` is
+/// 64 MiB), and neither the port nor the host buffers the body meanwhile.
+#[test]
+fn a_packet_header_over_the_packet_size_ends_the_port_with_emsgsize() {
+    let me = process::current();
+    me.trap_exit(true);
+    let rss_before = rss_bytes();
+    let port = Port::open(
+        Name::spawn(r#"sh -c "printf '\177\377\377\377'; exec cat /dev/zero""#),
+        [Opt::Binary, Opt::Packet(4)],
+    )
+    .unwrap();
+    let end = Instant::now() + DEADLINE;
+    let exit = loop {
+        match me.receive_timeout(Duration::from_millis(5)).unwrap() {
+            Some(m) => break m,
+            None => {
+                // The host's memory, not the port's: a port reading a packet holds its lock.
+                let grown = rss_bytes().saturating_sub(rss_before);
+                assert!(grown < 256 << 20, "the host buffers a packet its header claims: {grown} bytes more");
+                assert!(Instant::now() < end, "the port still reads its program's endless packet");
+            }
+        }
+    };
+    assert!(matches!(&exit, Message::Exit(_, why) if *why == Reason::atom("emsgsize")), "{exit:?}");
+    assert_eq!(port_memory(&port), None, "the port is gone");
+    me.trap_exit(false);
+}
+
+/// Empty packets (`{:packet, 4}` reading `/dev/zero`: a zero-length header after another)
+/// cost the host a message each; they count against the read window like data, so an owner
+/// that takes nothing stops the reading at a bounded mailbox.
+#[test]
+fn empty_packets_count_against_the_read_window() {
+    // The owner is a process of its own that takes nothing and waits on a channel, not on
+    // its mailbox; dropping `stop` (also when this test fails) ends it, and its port.
+    let (tx, rx) = mpsc::channel();
+    let (stop, stopped) = mpsc::channel::<()>();
+    process::spawn(move |me| {
+        let opts = [Opt::Binary, Opt::Packet(4), Opt::ReadWindow(Some(64 * 1024))];
+        let port = Port::open(Name::spawn("cat /dev/zero"), opts).unwrap();
+        tx.send((me.clone(), port)).unwrap();
+        let _ = stopped.recv();
+    });
+    let (owner, port) = rx.recv_timeout(DEADLINE).unwrap();
+    let mut last = 0;
+    let mut stable = 0;
+    wait_until("reading to stop", || {
+        let queued = owner.message_queue_len();
+        assert!(queued < 1_000_000, "{queued} empty packets wait in the mailbox, and reading goes on");
+        stable = if queued == last && queued > 0 { stable + 1 } else { 0 };
+        last = queued;
+        stable >= 50
+    });
+    assert!(last < 200_000, "{last} messages wait");
+    let r = process::monitor(&port);
+    drop(stop);
+    let me = process::current();
+    let down = me.receive_timeout(DEADLINE).unwrap().expect("the port ends with its owner");
+    assert!(matches!(down, Message::Down(r2, ..) if r2 == r), "{down:?}");
 }

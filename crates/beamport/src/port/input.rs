@@ -2,6 +2,11 @@
 //! `{:data, ...}` to the owner in order, EOF, and the read window (child → host
 //! backpressure, which OTP lacks): past the window, the port stops reading until the owner
 //! takes its messages.
+//!
+//! What the host holds for a port's input is bounded by its options: the read window (each
+//! message counted with [`MESSAGE_COST`], so that empty frames count too), plus an
+//! incomplete frame — at most `{:packet_size, n}` and its header, or `{:line, l}`'s L + 1
+//! bytes — plus one read.
 
 use std::io;
 use std::os::fd::AsFd;
@@ -11,13 +16,22 @@ use bytes::BytesMut;
 
 use super::{errno_name, After, Phase, Port, State};
 use crate::engine;
-use crate::framing::Frame;
+use crate::framing::{Frame, FrameError};
 use crate::message::{Data, ExitStatus, Message, PortMsg, Reason};
 use crate::process::{self, Pid};
 use crate::sys;
 
 /// Bytes asked of each `read`: one message in stream mode.
 const READ_SIZE: usize = 256 * 1024;
+
+/// What a data message costs the read window beyond its bytes: an empty packet or line is a
+/// message in a mailbox all the same.
+const MESSAGE_COST: usize = std::mem::size_of::<Message>();
+
+/// The share of the read window a data message of `len` bytes takes.
+fn window_cost(len: usize) -> usize {
+    len + MESSAGE_COST
+}
 
 fn frame_to_data(frame: Frame, list: bool) -> Data {
     match frame {
@@ -75,9 +89,18 @@ impl Port {
                     if !own {
                         st.rbuf = shared.split();
                     }
-                    self.deliver_frames(st, false, |to, m| {
+                    let framed = self.deliver_frames(st, false, |to, m| {
                         process::deliver(to, m);
                     });
+                    if let Err(e) = framed {
+                        // A header over `{:packet_size, n}`: its body is never read.
+                        let reason = match e {
+                            FrameError::OverPacketSize { .. } => "emsgsize",
+                            FrameError::PacketTooLarge { .. } => "einval",
+                        };
+                        after.merge(self.begin_close(st, Reason::atom(reason), false, None));
+                        return after;
+                    }
                     if short_ok && n < room {
                         return after;
                     }
@@ -96,23 +119,31 @@ impl Port {
         }
     }
 
-    /// Decodes what `rbuf` holds (all of it at EOF) and hands each frame's message to `out`.
-    fn deliver_frames(&self, st: &mut State, at_eof: bool, mut out: impl FnMut(Pid, Message)) {
+    /// Decodes what `rbuf` holds (all of it at EOF) and hands each frame's message to `out`,
+    /// up to a frame the decoder refuses.
+    fn deliver_frames(
+        &self,
+        st: &mut State,
+        at_eof: bool,
+        mut out: impl FnMut(Pid, Message),
+    ) -> Result<(), FrameError> {
         let list = !self.0.settings.binary;
-        loop {
+        let result = loop {
             let frame = if at_eof { st.decoder.decode_eof(&mut st.rbuf) } else { st.decoder.decode(&mut st.rbuf) };
             match frame {
                 Ok(Some(f)) => {
                     let data = frame_to_data(f, list);
-                    self.0.unread.fetch_add(data.bytes.len(), Ordering::SeqCst);
+                    self.0.unread.fetch_add(window_cost(data.bytes.len()), Ordering::SeqCst);
                     out(st.owner, Message::Port(self.clone(), PortMsg::Data(data)));
                 }
-                Ok(None) | Err(_) => break,
+                Ok(None) => break Ok(()),
+                Err(e) => break Err(e),
             }
-        }
+        };
         if st.rbuf.is_empty() {
             st.rbuf = BytesMut::new();
         }
+        result
     }
 
     pub(super) fn on_eof(&self, st: &mut State, after: &mut After) {
@@ -140,7 +171,8 @@ impl Port {
                 last.push(Message::Port(self.clone(), PortMsg::ExitStatus(ExitStatus::from_raw(raw))));
             }
         }
-        self.deliver_frames(st, true, |_, m| last.push(m));
+        // No refusal here: the read that brought a refused header ended the port.
+        let _ = self.deliver_frames(st, true, |_, m| last.push(m));
         if self.0.settings.eof {
             last.push(Message::Port(self.clone(), PortMsg::Eof));
         } else {
@@ -155,6 +187,7 @@ impl Port {
 
     /// The owner took `n` bytes of this port's data from its mailbox.
     pub(crate) fn input_taken(&self, n: usize) {
+        let n = window_cost(n);
         let before = self.0.unread.fetch_sub(n, Ordering::SeqCst);
         if let Some(w) = self.0.settings.read_window {
             if before >= w && before - n < w && self.0.read_paused.swap(false, Ordering::SeqCst) {

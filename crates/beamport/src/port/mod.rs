@@ -47,7 +47,7 @@ pub(crate) use self::error::errno_name;
 pub use self::error::{OpenError, PortError};
 pub use self::info::{Item, ItemValue, PortInfo};
 pub(crate) use self::options::Settings;
-pub use self::options::{Name, Opt, DEFAULT_GRACE, DEFAULT_READ_WINDOW, DEFAULT_SPIN_WAIT};
+pub use self::options::{Name, Opt, DEFAULT_GRACE, DEFAULT_PACKET_SIZE, DEFAULT_READ_WINDOW, DEFAULT_SPIN_WAIT};
 pub use self::spawn::find_executable;
 use crate::engine;
 use crate::framing::Decoder;

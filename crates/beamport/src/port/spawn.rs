@@ -133,7 +133,7 @@ impl Port {
                 queue: VecDeque::new(),
                 queued: 0,
                 busy: false,
-                decoder: Decoder::new(settings.framing),
+                decoder: Decoder::new(settings.framing).with_packet_size(settings.packet_size),
                 rbuf: BytesMut::new(),
                 fd: Some(Arc::new(host)),
                 read_eof: false,

@@ -290,7 +290,6 @@ pub(super) fn terminate(p: &Arc<Inner>, reason: Reason) {
     drop(st);
     p.wake_waiter(polling, true);
     wakers.into_iter().for_each(Waker::wake);
-    queue.iter().for_each(Message::taken);
     let me = p.pid;
     // Processes see the reason as it is: a process that ended itself with `:kill` is seen
     // with `:kill`, an ordinary reason through a link. Ports take `:kill` as
@@ -299,6 +298,9 @@ pub(super) fn terminate(p: &Arc<Inner>, reason: Reason) {
     // Its ports close before anyone can see the death: a port connected to this pid after a
     // `Down` or `is_alive() == false` belongs to a dead owner and stays open (E4).
     crate::port::owner_gone(me, &for_ports);
+    // Then the dropped messages give their ports' read windows back: a port paused at a full
+    // window, closed already, does not start reading again for an owner that is gone.
+    queue.iter().for_each(Message::taken);
     TABLE.write().expect("process table").remove(&p.pid);
     for l in links {
         match l {
