@@ -548,7 +548,7 @@ fn linked_non_owner_exits() {
     let port = cat();
     let linker = |port: &Port| {
         let p = port.clone();
-        let pid = spawn_forwarder_with(false, move |_| process::link(&p));
+        let pid = spawn_forwarder_with(false, move |_| process::link(&p).unwrap());
         assert!(wait_until(DEADLINE, || {
             matches!(port.info_item(Item::Links), Some(ItemValue::Pids(l)) if l.contains(&pid))
         }));
@@ -575,7 +575,7 @@ fn a_linked_process_follows_the_port() {
     let me = process::current();
     let port = cat();
     let p = port.clone();
-    let survivor = spawn_forwarder_with(false, move |_| process::link(&p));
+    let survivor = spawn_forwarder_with(false, move |_| process::link(&p).unwrap());
     assert!(wait_until(DEADLINE, || {
         matches!(port.info_item(Item::Links), Some(ItemValue::Pids(l)) if l.contains(&survivor))
     }));
@@ -587,7 +587,7 @@ fn a_linked_process_follows_the_port() {
     me.trap_exit(true);
     let port = cat();
     let p = port.clone();
-    let victim = spawn_forwarder_with(false, move |_| process::link(&p));
+    let victim = spawn_forwarder_with(false, move |_| process::link(&p).unwrap());
     assert!(wait_until(DEADLINE, || {
         matches!(port.info_item(Item::Links), Some(ItemValue::Pids(l)) if l.contains(&victim))
     }));
@@ -605,10 +605,30 @@ fn link_and_monitor_a_closed_port() {
     let port = cat();
     port.close().unwrap();
     assert_eq!(recv_dbg(&me), exit_msg(&port, ":normal"));
-    process::link(&port);
+    assert_eq!(format!("{:?}", process::link(&port)), "Ok(())");
     assert_eq!(recv_dbg(&me), exit_msg(&port, ":noproc"));
     let r = port.monitor();
     assert_eq!(recv_dbg(&me), format!("{{:DOWN, {r:?}, :port, {port:?}, :noproc}}"));
+}
+
+/// Linking to a closed port from a process that does not trap exits raises `noproc` (OTP 25:
+/// `{'EXIT', {noproc, [{erlang, link, [#Port<0.5>], _} | _]}}` from `catch link(P)`): an
+/// `Err`, no exit signal, and the caller lives on.
+#[test]
+fn link_to_a_closed_port_without_trapping_is_an_error() {
+    let me = process::current();
+    let port = cat();
+    port.close().unwrap();
+    let victim = spawn_forwarder(false);
+    let r = process::monitor(victim);
+    let (parent, p) = (me.pid(), port.clone());
+    let job = move |_: &process::Process| process::send(parent, Report::Msg(format!("{:?}", process::link(&p))));
+    process::send(victim, Job(Box::new(job)));
+    assert_eq!(recv_report(&me), Report::Msg(format!("Err(Noproc({port:?}))")));
+    no_more_reports(&me, QUIET);
+    assert!(victim.is_alive(), "the caller lives on");
+    process::send(victim, Stop);
+    assert_eq!(recv_down(&me, r), Reason::Normal);
 }
 
 /// §4.5: `Port.monitor/1` → `:DOWN` with the port's reason; `demonitor` removes it and

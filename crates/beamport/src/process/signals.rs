@@ -35,8 +35,39 @@ pub(crate) fn add_monitor(pid: Pid, r: Ref, watcher: Pid) -> bool {
     true
 }
 
-/// Links the calling process to a process or a port (Erlang's `link/1`). Linking to
-/// something dead sends the caller an exit signal `:noproc`.
+/// Why [`link`] failed: Erlang's `link/1` raises the same.
+///
+/// # Examples
+///
+/// ```
+/// use beamport::process::{self, LinkError};
+/// let dead = process::spawn(|_| {});
+/// # let me = process::current();
+/// # let r = process::monitor(dead);
+/// # me.receive().unwrap(); // its `Down`: dead now
+/// let e = process::link(dead).unwrap_err();
+/// assert_eq!(e, LinkError::Noproc(dead.into()));
+/// assert_eq!(e.to_string(), format!("noproc: {dead:?} is not alive"));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum LinkError {
+    /// `noproc`: the process or port is not alive (a port is not once it closes), and the
+    /// caller does not trap exits. A caller that traps them gets `Ok` and
+    /// `{:EXIT, item, :noproc}` instead.
+    #[error("noproc: {0:?} is not alive")]
+    Noproc(Id),
+    /// The calling process has exited itself: it links nothing any more.
+    #[error("the calling process has exited ({0:?})")]
+    Exited(Reason),
+}
+
+/// Links the calling process to a process or a port (Erlang's `link/1`), both ways: when
+/// either ends, the other gets an exit signal with its reason. Linking to itself or to
+/// something already linked does nothing.
+///
+/// Linking to something that is not alive follows OTP 25: a caller that traps exits gets
+/// `Ok` and the message `{:EXIT, item, :noproc}`; one that does not gets
+/// [`LinkError::Noproc`] (`link/1` raises `noproc`) and lives on.
 ///
 /// # Examples
 ///
@@ -48,7 +79,7 @@ pub(crate) fn add_monitor(pid: Pid, r: Ref, watcher: Pid) -> bool {
 /// let child = process::spawn(|p| {
 ///     let _ = p.receive(); // waits until killed
 /// });
-/// process::link(child);
+/// process::link(child).unwrap();
 /// process::exit(child, Reason::atom("crash"));
 /// match me.receive_timeout(Duration::from_secs(5)).unwrap() {
 ///     Some(Message::Exit(from, reason)) => {
@@ -58,22 +89,48 @@ pub(crate) fn add_monitor(pid: Pid, r: Ref, watcher: Pid) -> bool {
 ///     other => panic!("{other:?}"),
 /// }
 ///
-/// process::link(child); // dead by now: {:EXIT, child, :noproc}
+/// process::link(child).unwrap(); // dead by now, and trapping: {:EXIT, child, :noproc}
 /// let msg = me.receive_timeout(Duration::from_secs(5)).unwrap().expect("exit signal");
 /// assert!(matches!(msg, Message::Exit(_, Reason::Noproc)));
+///
+/// me.trap_exit(false); // not trapping: `noproc` is the caller's error, not its death
+/// assert_eq!(process::link(child), Err(process::LinkError::Noproc(child.into())));
+/// assert!(me.is_alive());
 /// ```
-pub fn link(to: impl Into<Id>) {
-    let me = current().pid();
+///
+/// # Errors
+///
+/// [`LinkError::Noproc`] for an item that is not alive while the caller does not trap exits;
+/// [`LinkError::Exited`] if the caller has exited.
+pub fn link(to: impl Into<Id>) -> Result<(), LinkError> {
+    let me = current();
     let to = to.into();
-    let ok = match &to {
-        Id::Pid(p) => *p != me && add_link(*p, Id::Pid(me)),
-        Id::Port(port) => port.add_link(me),
-    };
-    if ok {
-        add_link(me, to);
-    } else if to != Id::Pid(me) {
-        exit_signal(to, me, Reason::Noproc, true);
+    if to == Id::Pid(me.pid()) {
+        return Ok(());
     }
+    if let Some(reason) = me.exit_reason() {
+        return Err(LinkError::Exited(reason));
+    }
+    let ok = match &to {
+        Id::Pid(p) => add_link(*p, Id::Pid(me.pid())),
+        Id::Port(port) => port.add_link(me.pid()),
+    };
+    if !ok {
+        if !me.inner.state.lock().expect("mailbox").trap_exit {
+            return Err(LinkError::Noproc(to));
+        }
+        exit_signal(to, me.pid(), Reason::Noproc, true);
+        return Ok(());
+    }
+    if !add_link(me.pid(), to.clone()) {
+        // Exited meanwhile: no half link left behind.
+        match &to {
+            Id::Pid(p) => remove_link(*p, &Id::Pid(me.pid())),
+            Id::Port(port) => port.remove_link(me.pid()),
+        }
+        return Err(LinkError::Exited(me.exit_reason().unwrap_or(Reason::Noproc)));
+    }
+    Ok(())
 }
 
 /// Removes a link between the caller and `to` (Erlang's `unlink/1`).
