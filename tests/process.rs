@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use beamport::process::{self, Exited, Pid};
+use beamport::process::{self, DemonitorOpts, Exited, Pid};
 use beamport::{Id, Message, Name, OpenError, Port, Reason};
 use common::*;
 
@@ -512,4 +512,25 @@ fn debug_forms() {
         assert_eq!(format!("{r:?}"), s);
         assert_eq!(Reason::atom(&s[1..]), r);
     }
+}
+
+/// `demonitor(ref, [:info])` and `[:flush, :info]` as on OTP 25: `true` for a monitor that
+/// had not fired; `false` once its `DOWN` is in the mailbox, which `:flush` removes and plain
+/// `demonitor` leaves.
+#[test]
+fn demonitor_with_info_and_flush() {
+    let me = process::current();
+    let p = spawn_forwarder(false);
+    let info = DemonitorOpts { flush: false, info: true };
+    let flush_info = DemonitorOpts { flush: true, info: true };
+    let active = process::monitor(p);
+    assert!(process::demonitor_with(active, info));
+    let (kept, flushed) = (process::monitor(p), process::monitor(p));
+    process::send(p, Stop);
+    assert_eq!(recv_down(&me, kept), Reason::Normal);
+    assert!(!process::demonitor_with(kept, info));
+    assert!(wait_until(DEADLINE, || me.message_queue_len() == 1));
+    assert!(!process::demonitor_with(flushed, flush_info));
+    assert!(!process::demonitor_with(flushed, flush_info), "unknown by now");
+    no_more_messages(&me, QUIET);
 }

@@ -41,7 +41,7 @@ pub use self::mailbox::Process;
 pub(crate) use self::mailbox::{deliver, wake_polling};
 use self::signals::terminate;
 pub(crate) use self::signals::{add_link, exit_signal, remove_link};
-pub use self::signals::{demonitor, exit, link, monitor, unlink, LinkError};
+pub use self::signals::{demonitor, demonitor_with, exit, link, monitor, unlink, DemonitorOpts, LinkError};
 use crate::message::{Id, Message, Reason, Ref, UserMsg};
 use crate::sys;
 

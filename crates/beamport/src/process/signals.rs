@@ -184,7 +184,7 @@ pub fn monitor(item: impl Into<Id>) -> Ref {
     let me = current().pid();
     let r = new_ref();
     let item = item.into();
-    // Recorded first: a `Down` delivered from now on removes it again.
+    // Recorded first: a `Down` is let in only while its monitor is listed (see `deliver`).
     if let Some(p) = lookup(me) {
         p.state.lock().expect("mailbox").monitors.push((r, item.clone()));
     }
@@ -198,7 +198,9 @@ pub fn monitor(item: impl Into<Id>) -> Ref {
     r
 }
 
-/// Removes a monitor; a `Down` already delivered stays in the mailbox (as `demonitor/1`).
+/// Removes a monitor (Erlang's `demonitor/1`). Once it returns, no `Down` for `r` comes any
+/// more; one already in the mailbox stays there ([`demonitor_with`] and
+/// [`DemonitorOpts::flush`] remove it too).
 ///
 /// # Examples
 ///
@@ -220,14 +222,71 @@ pub fn monitor(item: impl Into<Id>) -> Ref {
 /// assert_eq!(me.message_queue_len(), 0); // nothing for `dropped`
 /// ```
 pub fn demonitor(r: Ref) {
-    let held = lookup(current().pid()).and_then(|p| {
-        let mut st = p.state.lock().expect("mailbox");
-        let i = st.monitors.iter().position(|(x, _)| *x == r)?;
-        Some(st.monitors.remove(i).1)
-    });
+    demonitor_with(r, DemonitorOpts::default());
+}
+
+/// The options of [`demonitor_with`]: Erlang's `demonitor/2` and Elixir's
+/// `Process.demonitor(ref, [:flush, :info])`.
+///
+/// # Examples
+///
+/// ```
+/// use beamport::process::DemonitorOpts;
+/// let flush = DemonitorOpts { flush: true, ..DemonitorOpts::default() }; // [:flush]
+/// assert!(flush.flush && !flush.info);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DemonitorOpts {
+    /// `:flush`: also remove a `{:DOWN, ref, ...}` already in the mailbox, so that none is
+    /// there after the call, nor ever comes.
+    pub flush: bool,
+    /// `:info`: return whether the monitor was still there (`true`), or had fired, its `Down`
+    /// delivered (and flushed with `:flush`), or was never the caller's (`false`).
+    pub info: bool,
+}
+
+/// Removes a monitor with options (Erlang's `demonitor/2`, Elixir's
+/// `Process.demonitor(ref, opts)`). Returns `true`, or with [`DemonitorOpts::info`] whether
+/// the monitor was removed before it fired. Once it returns, no `Down` for `r` comes any more,
+/// whichever thread ends the monitored item meanwhile; with [`DemonitorOpts::flush`] none is
+/// in the mailbox either.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use beamport::process::{self, DemonitorOpts};
+/// use beamport::{Name, Port};
+/// let me = process::current();
+/// let port = Port::open(Name::spawn("cat"), []).unwrap();
+/// let fired = port.monitor();
+/// let active = port.monitor();
+/// let flush_info = DemonitorOpts { flush: true, info: true };
+/// assert!(process::demonitor_with(active, DemonitorOpts { info: true, ..DemonitorOpts::default() }));
+/// port.close().unwrap(); // `fired`'s DOWN is in the mailbox now
+/// assert_eq!(me.message_queue_len(), 1);
+/// assert!(!process::demonitor_with(fired, flush_info)); // had fired: false, DOWN flushed
+/// assert_eq!(me.message_queue_len(), 0);
+/// assert!(!process::demonitor_with(fired, flush_info)); // unknown by now
+/// assert!(process::demonitor_with(fired, DemonitorOpts::default())); // plain: always true
+/// ```
+pub fn demonitor_with(r: Ref, opts: DemonitorOpts) -> bool {
+    let me = current();
+    let held = {
+        // One lock for both: a `Down` is let in only while its monitor is listed here (see
+        // `deliver`), so none can slip in after the flush.
+        let mut st = me.inner.state.lock().expect("mailbox");
+        let held = st.monitors.iter().position(|(x, _)| *x == r).map(|i| st.monitors.remove(i).1);
+        if opts.flush {
+            st.queue.retain(|m| !matches!(m, Message::Down(x, ..) if *x == r));
+        }
+        held
+    };
+    let found = held.is_some();
     if let Some(item) = held {
         forget_monitor(r, &item);
     }
+    !opts.info || found
 }
 
 /// Removes monitor `r` from the item it watches.
@@ -352,6 +411,11 @@ pub(super) fn terminate(p: &Arc<Inner>, reason: Reason) {
     // with `:kill`, an ordinary reason through a link. Ports take `:kill` as
     // `exit(port, :kill)` and report `:killed` (OTP 25).
     let for_ports = reason.propagated();
+    // Its own monitors go first, as on the BEAM: whoever gets its `Down` or exit signal finds
+    // it gone from what it monitored (`monitored_by`).
+    for (r, item) in held {
+        forget_monitor(r, &item);
+    }
     // Its ports close before anyone can see the death: a port connected to this pid after a
     // `Down` or `is_alive() == false` belongs to a dead owner and stays open (E4).
     crate::port::owner_gone(me, &for_ports);
@@ -367,8 +431,5 @@ pub(super) fn terminate(p: &Arc<Inner>, reason: Reason) {
     }
     for (r, watcher) in monitors {
         deliver(watcher, Message::Down(r, Id::Pid(me), reason.clone()));
-    }
-    for (r, item) in held {
-        forget_monitor(r, &item);
     }
 }
