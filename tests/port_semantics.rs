@@ -668,6 +668,35 @@ fn a_dead_watcher_leaves_monitored_by() {
     port.close().unwrap();
 }
 
+/// `port_info/2`'s other items, as OTP 25 answers them on a spawn port:
+/// `{:locking, :port_level}`, `{:monitors, []}`, `{:monitored_by, [pid]}`; an item it does not
+/// know is `badarg`.
+#[test]
+fn info_items_locking_monitors_monitored_by_and_badarg() {
+    let me = process::current();
+    let port = cat();
+    let item = |name: &str| name.parse::<Item>().unwrap();
+    assert_eq!(port.info_item(item("locking")), Some(ItemValue::Atom("port_level")));
+    assert_eq!(format!("{:?}", port.info_item(item(":locking")).unwrap()), ":port_level");
+    assert_eq!(port.info_item(item("monitors")), Some(ItemValue::Pids(vec![])));
+    let r = port.monitor();
+    assert_eq!(port.info_item(item("monitored_by")), Some(ItemValue::Pids(vec![me.pid()])));
+    process::demonitor(r);
+    assert_eq!(port.info_item(Item::MonitoredBy), Some(ItemValue::Pids(vec![])));
+    for name in ["name", "links", "id", "connected", "input", "output", "os_pid", "queue_size", "memory", "parallelism"]
+    {
+        assert!(port.info_item(item(name)).is_some(), "{name}");
+    }
+    let bad = "bogus".parse::<Item>().unwrap_err();
+    assert!(matches!(&bad, PortError::Badarg(what) if what.contains("bogus")), "{bad}");
+    let later = "registered_name".parse::<Item>().unwrap_err();
+    assert!(later.to_string().contains("registered names"), "{later}");
+    port.close().unwrap();
+    for name in ["locking", "monitors", "monitored_by"] {
+        assert_eq!(port.info_item(item(name)), None, "{name} of a closed port");
+    }
+}
+
 /// OTP's guarantee for `demonitor(ref, [:flush])`: once it returns, no `DOWN` for `ref` is
 /// in the mailbox or ever comes, even while another process closes the port. The OTP case,
 /// 200 times (OTP 25: 0 stray `DOWN`s in 2,000 tries).
