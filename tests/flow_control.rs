@@ -256,3 +256,22 @@ fn empty_packets_count_against_the_read_window() {
     let down = me.receive_timeout(DEADLINE).unwrap().expect("the port ends with its owner");
     assert!(matches!(down, Message::Down(r2, ..) if r2 == r), "{down:?}");
 }
+
+/// A packet within `{:packet_size, n}` is buffered as it arrives, in a buffer that grows by
+/// doubling: half of an 8 MiB packet holds at least what has arrived, and never more than
+/// twice the packet and a read (about 10 MiB here: 4 MiB doubled, and a read).
+#[test]
+fn a_partial_packet_is_held_within_twice_the_packet_size() {
+    let program = r#"sh -c "printf '\0\200\0\0'; head -c 4194304 /dev/zero; exec cat""#;
+    let opts = [Opt::Binary, Opt::Packet(4), Opt::PacketSize(Some(8 << 20))];
+    let port = Port::open(Name::spawn(program), opts).unwrap();
+    let input = || match port.info_item(Item::Input) {
+        Some(ItemValue::Int(n)) => n,
+        other => panic!("{other:?}"),
+    };
+    wait_until("half the packet", || input() == 4 + (4 << 20));
+    let held = port_memory(&port).unwrap();
+    assert!(held >= 4 << 20, "the half packet is held: {held}");
+    assert!(held <= 2 * ((8 << 20) + (1 << 20)), "{held} bytes held for a packet of 8 MiB");
+    port.close().unwrap();
+}
