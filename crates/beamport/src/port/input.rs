@@ -4,9 +4,10 @@
 //! takes its messages.
 //!
 //! What the host holds for a port's input is bounded by its options: the read window (each
-//! message counted with [`MESSAGE_COST`], so that empty frames count too), plus an
-//! incomplete frame — at most `{:packet_size, n}` and its header, or `{:line, l}`'s L + 1
-//! bytes — plus one read.
+//! message counted with [`MESSAGE_COST`], so that empty frames count too) and the frame that
+//! fills it, plus what waits in the read buffer: the rest of the read that filled the window,
+//! and an incomplete frame — at most `{:packet_size, n}` and its header, or `{:line, l}`'s
+//! L + 1 bytes.
 
 use std::io;
 use std::os::fd::AsFd;
@@ -63,6 +64,10 @@ impl Port {
             return after;
         }
         loop {
+            // Frames a read left when it filled the window go out first, as far as it has room.
+            if !st.rbuf.is_empty() && !self.window_full() && !self.deliver_input(st, &mut after) {
+                return after;
+            }
             if self.window_full() {
                 // Paused, then checked again: `input_taken` empties the window, then looks at
                 // the flag (both `SeqCst`), so one of the two sees the other and reading resumes.
@@ -89,16 +94,7 @@ impl Port {
                     if !own {
                         st.rbuf = shared.split();
                     }
-                    let framed = self.deliver_frames(st, false, |to, m| {
-                        process::deliver(to, m);
-                    });
-                    if let Err(e) = framed {
-                        // A header over `{:packet_size, n}`: its body is never read.
-                        let reason = match e {
-                            FrameError::OverPacketSize { .. } => "emsgsize",
-                            FrameError::PacketTooLarge { .. } => "einval",
-                        };
-                        after.merge(self.begin_close(st, Reason::atom(reason), false, None));
+                    if !self.deliver_input(st, &mut after) {
                         return after;
                     }
                     if short_ok && n < room {
@@ -119,7 +115,25 @@ impl Port {
         }
     }
 
-    /// Decodes what `rbuf` holds (all of it at EOF) and hands each frame's message to `out`,
+    /// Delivers the frames `rbuf` holds to the owner while the read window has room; false if
+    /// a frame was refused and the port is closing.
+    fn deliver_input(&self, st: &mut State, after: &mut After) -> bool {
+        let Err(e) = self.deliver_frames(st, false, |to, m| {
+            process::deliver(to, m);
+        }) else {
+            return true;
+        };
+        // A header over `{:packet_size, n}`: its body is never read.
+        let reason = match e {
+            FrameError::OverPacketSize { .. } => "emsgsize",
+            FrameError::PacketTooLarge { .. } => "einval",
+        };
+        after.merge(self.begin_close(st, Reason::atom(reason), false, None));
+        false
+    }
+
+    /// Decodes what `rbuf` holds and hands each frame's message to `out`: before EOF while
+    /// the read window has room (the rest waits in `rbuf`: at most a read), at EOF all of it;
     /// up to a frame the decoder refuses.
     fn deliver_frames(
         &self,
@@ -129,6 +143,9 @@ impl Port {
     ) -> Result<(), FrameError> {
         let list = !self.0.settings.binary;
         let result = loop {
+            if !at_eof && self.window_full() {
+                break Ok(());
+            }
             let frame = if at_eof { st.decoder.decode_eof(&mut st.rbuf) } else { st.decoder.decode(&mut st.rbuf) };
             match frame {
                 Ok(Some(f)) => {

@@ -132,7 +132,8 @@ pub enum Opt {
     /// beamport: stop reading the program's output while more than this many bytes of this
     /// port's data wait, untaken, in the owner's mailbox. Each message counts its data and a
     /// fixed overhead (the size of a [`Message`](crate::Message)), so that empty packets or
-    /// lines fill the window too. `None`: unbounded, as OTP.
+    /// lines fill the window too. Frames go out until one fills the window; the rest of that
+    /// read waits in the port until the owner takes messages. `None`: unbounded, as OTP.
     ReadWindow(Option<usize>),
     /// `{:packet_size, n}` (gen_tcp's option, for ports): the largest packet `{:packet, 4}`
     /// accepts from the program, [`DEFAULT_PACKET_SIZE`] (64 MiB) unless told. A header that
