@@ -112,7 +112,7 @@ fn a_lent_ports_exit_reaches_a_linked_process_without_the_owner_receiving() {
     let (tx, rx) = std::sync::mpsc::channel();
     process::spawn(move |p| {
         p.trap_exit(true);
-        process::link(watcher.clone());
+        process::link(watcher.clone()).unwrap();
         let _ = tx.send(());
         let msg = p.receive_timeout(DEADLINE).unwrap();
         let _ = tx.send(());

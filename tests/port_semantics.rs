@@ -7,6 +7,7 @@ mod common;
 
 use std::time::Duration;
 
+use beamport::process::DemonitorOpts;
 use beamport::{
     find_executable, process, Id, Item, ItemValue, Message, Name, OpenError, Opt, Port, PortError, PortMsg, Reason,
     Request,
@@ -556,7 +557,7 @@ fn linked_non_owner_exits() {
     let port = cat();
     let linker = |port: &Port| {
         let p = port.clone();
-        let pid = spawn_forwarder_with(false, move |_| process::link(&p));
+        let pid = spawn_forwarder_with(false, move |_| process::link(&p).unwrap());
         assert!(wait_until(DEADLINE, || {
             matches!(port.info_item(Item::Links), Some(ItemValue::Pids(l)) if l.contains(&pid))
         }));
@@ -583,7 +584,7 @@ fn a_linked_process_follows_the_port() {
     let me = process::current();
     let port = cat();
     let p = port.clone();
-    let survivor = spawn_forwarder_with(false, move |_| process::link(&p));
+    let survivor = spawn_forwarder_with(false, move |_| process::link(&p).unwrap());
     assert!(wait_until(DEADLINE, || {
         matches!(port.info_item(Item::Links), Some(ItemValue::Pids(l)) if l.contains(&survivor))
     }));
@@ -595,7 +596,7 @@ fn a_linked_process_follows_the_port() {
     me.trap_exit(true);
     let port = cat();
     let p = port.clone();
-    let victim = spawn_forwarder_with(false, move |_| process::link(&p));
+    let victim = spawn_forwarder_with(false, move |_| process::link(&p).unwrap());
     assert!(wait_until(DEADLINE, || {
         matches!(port.info_item(Item::Links), Some(ItemValue::Pids(l)) if l.contains(&victim))
     }));
@@ -613,10 +614,30 @@ fn link_and_monitor_a_closed_port() {
     let port = cat();
     port.close().unwrap();
     assert_eq!(recv_dbg(&me), exit_msg(&port, ":normal"));
-    process::link(&port);
+    assert_eq!(format!("{:?}", process::link(&port)), "Ok(())");
     assert_eq!(recv_dbg(&me), exit_msg(&port, ":noproc"));
     let r = port.monitor();
     assert_eq!(recv_dbg(&me), format!("{{:DOWN, {r:?}, :port, {port:?}, :noproc}}"));
+}
+
+/// Linking to a closed port from a process that does not trap exits raises `noproc` (OTP 25:
+/// `{'EXIT', {noproc, [{erlang, link, [#Port<0.5>], _} | _]}}` from `catch link(P)`): an
+/// `Err`, no exit signal, and the caller lives on.
+#[test]
+fn link_to_a_closed_port_without_trapping_is_an_error() {
+    let me = process::current();
+    let port = cat();
+    port.close().unwrap();
+    let victim = spawn_forwarder(false);
+    let r = process::monitor(victim);
+    let (parent, p) = (me.pid(), port.clone());
+    let job = move |_: &process::Process| process::send(parent, Report::Msg(format!("{:?}", process::link(&p))));
+    process::send(victim, Job(Box::new(job)));
+    assert_eq!(recv_report(&me), Report::Msg(format!("Err(Noproc({port:?}))")));
+    no_more_reports(&me, QUIET);
+    assert!(victim.is_alive(), "the caller lives on");
+    process::send(victim, Stop);
+    assert_eq!(recv_down(&me, r), Reason::Normal);
 }
 
 /// `Port.monitor/1` → `:DOWN` with the port's reason; `demonitor` removes it and
@@ -652,6 +673,89 @@ fn a_dead_watcher_leaves_monitored_by() {
         "monitored_by still lists the dead watcher: {:?}",
         port.info_item(Item::MonitoredBy)
     );
+    port.close().unwrap();
+}
+
+/// `port_info/2`'s other items, as OTP 25 answers them on a spawn port:
+/// `{:locking, :port_level}`, `{:monitors, []}`, `{:monitored_by, [pid]}`; an item it does not
+/// know is `badarg`.
+#[test]
+fn info_items_locking_monitors_monitored_by_and_badarg() {
+    let me = process::current();
+    let port = cat();
+    let item = |name: &str| name.parse::<Item>().unwrap();
+    assert_eq!(port.info_item(item("locking")), Some(ItemValue::Atom("port_level")));
+    assert_eq!(format!("{:?}", port.info_item(item(":locking")).unwrap()), ":port_level");
+    assert_eq!(port.info_item(item("monitors")), Some(ItemValue::Pids(vec![])));
+    let r = port.monitor();
+    assert_eq!(port.info_item(item("monitored_by")), Some(ItemValue::Pids(vec![me.pid()])));
+    process::demonitor(r);
+    assert_eq!(port.info_item(Item::MonitoredBy), Some(ItemValue::Pids(vec![])));
+    for name in ["name", "links", "id", "connected", "input", "output", "os_pid", "queue_size", "memory", "parallelism"]
+    {
+        assert!(port.info_item(item(name)).is_some(), "{name}");
+    }
+    let bad = "bogus".parse::<Item>().unwrap_err();
+    assert!(matches!(&bad, PortError::Badarg(what) if what.contains("bogus")), "{bad}");
+    let later = "registered_name".parse::<Item>().unwrap_err();
+    assert!(later.to_string().contains("registered names"), "{later}");
+    port.close().unwrap();
+    for name in ["locking", "monitors", "monitored_by"] {
+        assert_eq!(port.info_item(item(name)), None, "{name} of a closed port");
+    }
+}
+
+/// OTP's guarantee for `demonitor(ref, [:flush])`: once it returns, no `DOWN` for `ref` is
+/// in the mailbox or ever comes, even while another process closes the port. The OTP case,
+/// 200 times (OTP 25: 0 stray `DOWN`s in 2,000 tries).
+#[test]
+fn no_down_after_demonitor_flush_while_the_port_closes() {
+    let me = process::current();
+    let mut strays = 0;
+    for _ in 0..200 {
+        let port = cat();
+        process::unlink(&port);
+        let r = port.monitor();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let closer = port.clone();
+        process::spawn(move |_| {
+            let _ = closer.close();
+            let _ = tx.send(());
+        });
+        process::demonitor_with(r, DemonitorOpts { flush: true, info: false });
+        let flushed = me.receive_match(|m| matches!(m, Message::Down(x, ..) if *x == r), Some(Duration::ZERO));
+        assert!(flushed.unwrap().is_none(), "a DOWN left in the mailbox by the flush");
+        // `close` delivers the `DOWN`s before it returns: one that comes, has come by now.
+        rx.recv_timeout(DEADLINE).expect("the port closed");
+        let stray = me.receive_match(|m| matches!(m, Message::Down(x, ..) if *x == r), Some(Duration::ZERO)).unwrap();
+        strays += usize::from(stray.is_some());
+    }
+    assert_eq!(strays, 0, "stray DOWNs after demonitor(ref, [:flush]) in 200 tries");
+    no_more_messages(&me, QUIET);
+}
+
+/// [suite] `mon_port_origin_dies`, as a race: when a process that monitors a port dies, its
+/// monitor is gone from the port's `monitored_by` before anyone gets its `DOWN`. The OTP
+/// case, 200 times (OTP 25: listed in 0 of 200 tries).
+#[test]
+fn monitored_by_drops_a_dead_watcher_before_its_down() {
+    let me = process::current();
+    let port = cat();
+    let mut listed = 0;
+    for _ in 0..200 {
+        let p = port.clone();
+        let watcher = spawn_forwarder_with(false, move |_| {
+            p.monitor();
+        });
+        let r = process::monitor(watcher);
+        process::send(watcher, Stop);
+        assert_eq!(recv_down(&me, r), Reason::Normal);
+        match port.info_item(Item::MonitoredBy) {
+            Some(ItemValue::Pids(by)) => listed += usize::from(by.contains(&watcher)),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(listed, 0, "monitored_by listed the dead watcher after its DOWN in 200 tries");
     port.close().unwrap();
 }
 

@@ -40,7 +40,7 @@ mod sys;
 pub use message::{Data, ExitStatus, Id, Message, Port, PortMsg, Reason, Ref, UserMsg};
 pub use port::{
     find_executable, CommandFlags, Item, ItemValue, Name, OpenError, Opt, PortError, PortInfo, Request, DEFAULT_GRACE,
-    DEFAULT_READ_WINDOW, DEFAULT_SPIN_WAIT,
+    DEFAULT_PACKET_SIZE, DEFAULT_READ_WINDOW, DEFAULT_SPIN_WAIT,
 };
 pub use process::{Exited, Pid, Process};
 

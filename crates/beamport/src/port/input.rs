@@ -2,6 +2,12 @@
 //! `{:data, ...}` to the owner in order, EOF, and the read window (child → host
 //! backpressure, which OTP lacks): past the window, the port stops reading until the owner
 //! takes its messages.
+//!
+//! What the host holds for a port's input is bounded by its options: the read window (each
+//! message counted with [`MESSAGE_COST`], so that empty frames count too) and the frame that
+//! fills it, plus what waits in the read buffer: the rest of the read that filled the window,
+//! and an incomplete frame — at most `{:packet_size, n}` and its header, or `{:line, l}`'s
+//! L + 1 bytes.
 
 use std::io;
 use std::sync::atomic::Ordering;
@@ -11,12 +17,27 @@ use bytes::BytesMut;
 use super::state::{Inner, Phase, Reading, State};
 use super::{errno_name, After, Port};
 use crate::driver::Driver;
-use crate::framing::Frame;
+use crate::framing::{Frame, FrameError};
 use crate::message::{Data, ExitStatus, Message, Pid, PortMsg, Reason};
 use crate::process;
 
 /// Bytes asked of each `read`: one message in stream mode.
 const READ_SIZE: usize = 256 * 1024;
+
+/// Reads one readiness event may do before the port yields to the others (and to callers
+/// waiting for its lock): a program writing without pause, to a port without a read window,
+/// would otherwise hold the reactor and the port for as long as it writes. Its next reads
+/// wait behind the events already due, as a resumed port's do.
+const READS_PER_EVENT: usize = 16;
+
+/// What a data message costs the read window beyond its bytes: an empty packet or line is a
+/// message in a mailbox all the same.
+const MESSAGE_COST: usize = std::mem::size_of::<Message>();
+
+/// The share of the read window a data message of `len` bytes takes.
+fn window_cost(len: usize) -> usize {
+    len + MESSAGE_COST
+}
 
 fn frame_to_data(frame: Frame, list: bool) -> Data {
     match frame {
@@ -40,15 +61,29 @@ impl Port {
     }
 
     /// Reads until `WouldBlock` (the reactor's sockets are edge-triggered), or with
-    /// `short_ok` until a read returns less than asked (a direct poll is level-triggered, so
-    /// what is left shows up at the next poll; this saves a read per reply).
+    /// `short_ok` until a read returns less than asked (an owner's poll is level-triggered, so
+    /// what is left shows up at the next poll; this saves a read per reply), or for at most
+    /// [`READS_PER_EVENT`] reads.
     pub(super) fn read_input(&self, st: &mut State, shared: &mut BytesMut, short_ok: bool) -> After {
         let mut after = After::default();
         let inner = self.inner();
         if st.phase != Phase::Open || st.inp.reading != Reading::Open || !inner.settings.reads {
             return after;
         }
+        let mut reads = 0;
         loop {
+            reads += 1;
+            if reads > READS_PER_EVENT {
+                // No edge will come for what is left: the reactor is asked to come back.
+                if let Some(e) = crate::engine::started().filter(|_| !short_ok) {
+                    e.resume(inner.id);
+                }
+                return after;
+            }
+            // Frames a read left when it filled the window go out first, as far as it has room.
+            if !st.inp.rbuf.is_empty() && !self.window_full() && !self.deliver_input(st, &mut after) {
+                return after;
+            }
             if self.window_full() {
                 // Paused, then checked again: `input_taken` empties the window, then looks at
                 // the flag (both `SeqCst`), so one of the two sees the other and reading resumes.
@@ -74,9 +109,9 @@ impl Port {
                     if !own {
                         st.inp.rbuf = shared.split();
                     }
-                    self.deliver_frames(st, false, |to, m| {
-                        process::deliver(to, m);
-                    });
+                    if !self.deliver_input(st, &mut after) {
+                        return after;
+                    }
                     if short_ok && n < room {
                         return after;
                     }
@@ -95,24 +130,53 @@ impl Port {
         }
     }
 
-    /// Decodes what `rbuf` holds (all of it at EOF) and hands each frame's message to `out`.
-    fn deliver_frames(&self, st: &mut State, at_eof: bool, mut out: impl FnMut(Pid, Message)) {
+    /// Delivers the frames `rbuf` holds to the owner while the read window has room; false if
+    /// a frame was refused and the port is closing.
+    fn deliver_input(&self, st: &mut State, after: &mut After) -> bool {
+        let Err(e) = self.deliver_frames(st, false, |to, m| {
+            process::deliver(to, m);
+        }) else {
+            return true;
+        };
+        // A header over `{:packet_size, n}`: its body is never read.
+        let reason = match e {
+            FrameError::OverPacketSize { .. } => "emsgsize",
+            FrameError::PacketTooLarge { .. } => "einval",
+        };
+        after.merge(self.begin_close(st, Reason::atom(reason), false, None));
+        false
+    }
+
+    /// Decodes what `rbuf` holds and hands each frame's message to `out`: before EOF while
+    /// the read window has room (the rest waits in `rbuf`: at most a read), at EOF all of it;
+    /// up to a frame the decoder refuses.
+    fn deliver_frames(
+        &self,
+        st: &mut State,
+        at_eof: bool,
+        mut out: impl FnMut(Pid, Message),
+    ) -> Result<(), FrameError> {
         let list = !self.inner().settings.binary;
-        let inp = &mut st.inp;
-        loop {
+        let result = loop {
+            if !at_eof && self.window_full() {
+                break Ok(());
+            }
+            let inp = &mut st.inp;
             let frame = if at_eof { inp.decoder.decode_eof(&mut inp.rbuf) } else { inp.decoder.decode(&mut inp.rbuf) };
             match frame {
                 Ok(Some(f)) => {
                     let data = frame_to_data(f, list);
-                    self.inner().unread.fetch_add(data.bytes.len(), Ordering::SeqCst);
+                    self.inner().unread.fetch_add(window_cost(data.bytes.len()), Ordering::SeqCst);
                     out(st.life.owner, Message::Port(self.clone(), PortMsg::Data(data)));
                 }
-                Ok(None) | Err(_) => break,
+                Ok(None) => break Ok(()),
+                Err(e) => break Err(e),
             }
-        }
+        };
         if st.inp.rbuf.is_empty() {
             st.inp.rbuf = BytesMut::new();
         }
+        result
     }
 
     pub(super) fn on_eof(&self, st: &mut State, after: &mut After) {
@@ -142,7 +206,8 @@ impl Port {
                 last.push(Message::Port(self.clone(), PortMsg::ExitStatus(ExitStatus::from_raw(raw))));
             }
         }
-        self.deliver_frames(st, true, |_, m| last.push(m));
+        // No refusal here: the read that brought a refused header ended the port.
+        let _ = self.deliver_frames(st, true, |_, m| last.push(m));
         if self.inner().settings.eof {
             last.push(Message::Port(self.clone(), PortMsg::Eof));
         } else {
@@ -164,6 +229,7 @@ impl Inner {
     /// The owner took `n` bytes of this port's data from its mailbox: a port paused at a
     /// full read window reads again. Never takes the port's lock (a mailbox may be locked).
     pub(super) fn input_taken(&self, n: usize) {
+        let n = window_cost(n);
         let before = self.unread.fetch_sub(n, Ordering::SeqCst);
         if let Some(w) = self.settings.read_window {
             if before >= w && before - n < w && self.read_paused.swap(false, Ordering::SeqCst) {

@@ -64,7 +64,7 @@ pub use self::error::{OpenError, PortError};
 pub use self::info::{Item, ItemValue, PortInfo};
 pub use self::open::find_executable;
 pub(crate) use self::options::Settings;
-pub use self::options::{Name, Opt, DEFAULT_GRACE, DEFAULT_READ_WINDOW, DEFAULT_SPIN_WAIT};
+pub use self::options::{Name, Opt, DEFAULT_GRACE, DEFAULT_PACKET_SIZE, DEFAULT_READ_WINDOW, DEFAULT_SPIN_WAIT};
 use self::state::{Inner, Phase, State};
 use crate::driver::Driver;
 use crate::engine::{self, ChildNews, Engine, Ready};

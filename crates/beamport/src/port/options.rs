@@ -108,6 +108,8 @@ impl fmt::Debug for Name {
 /// use beamport::Opt;
 /// let o: Opt = "{:packet, 4}".parse().unwrap();
 /// assert_eq!(o, Opt::Packet(4));
+/// assert_eq!("{:packet_size, 1048576}".parse::<Opt>().unwrap(), Opt::PacketSize(Some(1 << 20)));
+/// assert_eq!("{:packet_size, 0}".parse::<Opt>().unwrap(), Opt::PacketSize(None)); // as gen_tcp
 /// assert_eq!("exit_status".parse::<Opt>().unwrap(), Opt::ExitStatus);
 /// assert!("{:packet, 3}".parse::<Opt>().is_err());
 /// assert!(":bogus".parse::<Opt>().is_err());
@@ -158,8 +160,19 @@ pub enum Opt {
     /// ([`Opt::BusyLimitsPort`]).
     BusyLimitsMsgq(Option<(usize, usize)>),
     /// beamport: stop reading the program's output while more than this many bytes of this
-    /// port's data wait, untaken, in the owner's mailbox. `None`: unbounded, as OTP.
+    /// port's data wait, untaken, in the owner's mailbox. Each message counts its data and a
+    /// fixed overhead (the size of a [`Message`](crate::Message)), so that empty packets or
+    /// lines fill the window too. Frames go out until one fills the window; the rest of that
+    /// read waits in the port until the owner takes messages. `None`: unbounded, as OTP.
     ReadWindow(Option<usize>),
+    /// `{:packet_size, n}` (gen_tcp's option, for ports): the largest packet `{:packet, 4}`
+    /// accepts from the program, [`DEFAULT_PACKET_SIZE`] (64 MiB) unless told. A header that
+    /// announces more ends the port with reason `:emsgsize` as soon as it is read, before any
+    /// of its body is (gen_tcp's socket closes with `{:tcp_error, socket, :emsgsize}`). `None`
+    /// (`{:packet_size, 0}` or `{:packet_size, :infinity}`): no limit, as OTP's spawn ports,
+    /// which buffer whatever the header announces, up to 4 GiB. `{:line, l}` needs no such
+    /// bound: a line longer than `l` comes in chunks of `l` bytes.
+    PacketSize(Option<usize>),
     /// beamport: the kill ladder's grace periods after the port is gone: SIGTERM to the
     /// program's group after the first, SIGKILL after the second.
     Grace(Duration, Duration),
@@ -183,6 +196,27 @@ pub enum Opt {
 /// port.close().unwrap();
 /// ```
 pub const DEFAULT_READ_WINDOW: usize = 1 << 20;
+/// The default largest packet a `{:packet, 4}` port accepts from its program: 64 MiB (see
+/// [`Opt::PacketSize`]).
+///
+/// ```
+/// use std::time::Duration;
+/// use beamport::{process, Message, Name, Opt, Port, Reason, DEFAULT_PACKET_SIZE};
+///
+/// assert_eq!(DEFAULT_PACKET_SIZE, 64 << 20);
+/// // A program that announces a 2 GiB packet: the port ends at its header.
+/// let me = process::current();
+/// me.trap_exit(true);
+/// let liar = r#"sh -c "printf '\177\377\377\377'; exec cat /dev/zero""#;
+/// let port = Port::open(Name::spawn(liar), [Opt::Packet(4)]).unwrap();
+/// let msg = me.receive_timeout(Duration::from_secs(5)).unwrap().expect("exit signal");
+/// assert!(matches!(msg, Message::Exit(_, reason) if reason == Reason::atom("emsgsize")));
+/// // Bigger packets are let through by a bigger packet size:
+/// let big = Port::open(Name::spawn("cat"), [Opt::Packet(4), Opt::PacketSize(Some(1 << 30))]).unwrap();
+/// big.close().unwrap();
+/// # me.trap_exit(false);
+/// ```
+pub const DEFAULT_PACKET_SIZE: usize = 64 << 20;
 /// The default spin of an owner waiting for its port's reply: 50 µs (see [`Opt::SpinWait`]).
 ///
 /// ```
@@ -221,6 +255,7 @@ pub(crate) struct Settings {
     pub parallelism: bool,
     pub busy: Option<(usize, usize)>,
     pub read_window: Option<usize>,
+    pub packet_size: Option<usize>,
     pub spin_wait: Duration,
 }
 
@@ -271,6 +306,7 @@ impl Settings {
             parallelism: false,
             busy: Some((4096, 8192)),
             read_window: Some(DEFAULT_READ_WINDOW),
+            packet_size: Some(DEFAULT_PACKET_SIZE),
             spin_wait: DEFAULT_SPIN_WAIT,
         };
         let mut line = None;
@@ -317,6 +353,12 @@ impl Settings {
                     }
                     s.read_window = *w;
                 }
+                Opt::PacketSize(n) => {
+                    if *n == Some(0) {
+                        return Err(bad("{:packet_size, 0} means no limit: Opt::PacketSize(None)"));
+                    }
+                    s.packet_size = *n;
+                }
                 Opt::Grace(a, b) => p.grace = (*a, *b),
                 Opt::SpinWait(d) => s.spin_wait = *d,
             }
@@ -347,7 +389,8 @@ impl FromStr for Opt {
     /// Parses one option in Elixir or Erlang syntax: `:binary`, `binary`, `{:packet, 4}`,
     /// `{:line, 80}`, `{:cd, "/tmp"}`, `{:arg0, "x"}`, `{:parallelism, true}`,
     /// `{:busy_limits_port, {4096, 8192}}` or `{:busy_limits_port, :disabled}`,
-    /// `{:read_window, 65536}` or `{:read_window, :infinity}`, `{:spin_wait, 20}` (µs). `args`
+    /// `{:read_window, 65536}` or `{:read_window, :infinity}`, `{:packet_size, 1048576}` or
+    /// `{:packet_size, 0}` (gen_tcp's "no limit", as `:infinity`), `{:spin_wait, 20}` (µs). `args`
     /// and `env` take lists and are built in Rust instead.
     fn from_str(s: &str) -> Result<Opt, OpenError> {
         let t = s.trim();
@@ -399,6 +442,8 @@ impl FromStr for Opt {
                 "busy_limits_msgq" => Opt::BusyLimitsMsgq(pair(v)?),
                 "read_window" if atom(v) == "infinity" => Opt::ReadWindow(None),
                 "read_window" => Opt::ReadWindow(Some(int()?)),
+                "packet_size" if atom(v) == "infinity" => Opt::PacketSize(None),
+                "packet_size" => Opt::PacketSize(Some(int()?).filter(|&n| n > 0)),
                 "spin_wait" => Opt::SpinWait(Duration::from_micros(int()? as u64)),
                 _ => return Err(bad(format!("unknown option {t}"))),
             };

@@ -150,7 +150,7 @@ impl State {
                 sent: 0,
             },
             inp: Input {
-                decoder: Decoder::new(settings.framing),
+                decoder: Decoder::new(settings.framing).with_packet_size(settings.packet_size),
                 rbuf: BytesMut::new(),
                 reading: Reading::Open,
                 received: 0,

@@ -120,7 +120,7 @@ fn a_normal_exit_signal_from_a_linked_stranger_is_ignored() {
     let parent = me.pid();
     let p = port.clone();
     let stranger = process::spawn(move |_| {
-        process::link(&p);
+        process::link(&p).unwrap();
         process::send(parent, "linked");
     }); // ends with :normal: the port, linked to it, stays open
     let r = process::monitor(stranger);

@@ -374,8 +374,8 @@ pub(crate) fn is_poll_candidate(port: &Port) -> bool {
     POLL_CANDIDATE.with(|c| c.borrow().as_ref() == Some(port))
 }
 
-/// Puts `msg` in `pid`'s mailbox; false if the process is dead (the message is dropped, as
-/// on the BEAM).
+/// Puts `msg` in `pid`'s mailbox; false if it is dropped instead: the process is dead (as on
+/// the BEAM), or `msg` is the `Down` of a monitor the process has given up (`demonitor`).
 pub(crate) fn deliver(pid: Pid, msg: Message) -> bool {
     let Some(p) = lookup(pid) else {
         msg.taken();
@@ -388,7 +388,10 @@ pub(crate) fn deliver(pid: Pid, msg: Message) -> bool {
         return false;
     }
     if let Message::Down(r, _, _) = &msg {
-        st.monitors.retain(|(x, _)| x != r);
+        // Its monitor is listed until a `Down` or `demonitor` removes it, under this lock: a
+        // `Down` sent by an item that ended while the process demonitored it stays out.
+        let Some(i) = st.monitors.iter().position(|(x, _)| x == r) else { return false };
+        st.monitors.remove(i);
     }
     st.queue.push_back(msg);
     let wakers = std::mem::take(&mut st.wakers);

@@ -40,7 +40,7 @@ pub use self::mailbox::Process;
 pub(crate) use self::mailbox::{deliver, is_poll_candidate, replace_poll_candidate, wake_polling};
 use self::signals::terminate;
 pub(crate) use self::signals::{add_link, exit_signal, remove_link};
-pub use self::signals::{demonitor, exit, link, monitor, unlink};
+pub use self::signals::{demonitor, demonitor_with, exit, link, monitor, unlink, DemonitorOpts, LinkError};
 pub use crate::message::Pid;
 use crate::message::{Id, Message, Port, Reason, Ref, UserMsg};
 use crate::sys;
