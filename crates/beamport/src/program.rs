@@ -249,6 +249,89 @@ impl Channel {
         }
     }
 
+    /// The next packet the port sent, decoded as a term (what the VM's
+    /// `Port.command(port, :erlang.term_to_binary(term))` sends on a `{:packet, N}` port);
+    /// `Ok(None)` once the port closed its end.
+    ///
+    /// # Errors
+    ///
+    /// [`io::ErrorKind::InvalidData`] wrapping a [`DecodeError`](crate::term::DecodeError)
+    /// if the packet is not a term (it is consumed: the next read goes on after it); errors
+    /// of the underlying read.
+    ///
+    /// # Caveats
+    ///
+    /// Only `{packet, N}` framing keeps each term whole: in `stream` or `{line, L}` mode a
+    /// frame may hold part of a term, or more than one.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use beamport::framing::{Framing, PacketSize};
+    /// use beamport::program::Channel;
+    ///
+    /// // An echo for Port.open({:spawn_executable, path}, [:binary, {:packet, 4}]).
+    /// let mut channel = Channel::stdio(Framing::Packet(PacketSize::Four))?;
+    /// while let Some(term) = channel.read_term()? {
+    ///     channel.write_term(&term)?;
+    /// }
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    #[cfg(feature = "term")]
+    pub fn read_term(&mut self) -> io::Result<Option<crate::term::Term>> {
+        let Some(data) = self.read()? else { return Ok(None) };
+        crate::term::decode(&data).map(Some).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+    }
+
+    /// Writes a term as one frame, as the VM's `:erlang.term_to_binary/1` would make it; the
+    /// port's owner gets it with `:erlang.binary_to_term/1`.
+    ///
+    /// # Errors
+    ///
+    /// [`io::ErrorKind::InvalidInput`], and nothing is written, wrapping an
+    /// [`EncodeError`](crate::term::EncodeError) if the term cannot be encoded, or a
+    /// [`FrameError`] if it is too long for the packet header. Errors of the underlying
+    /// write.
+    ///
+    /// # Caveats
+    ///
+    /// As [`read_term`](Self::read_term): use `{packet, N}` framing.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use beamport::framing::{Framing, PacketSize};
+    /// use beamport::program::Channel;
+    /// use beamport::term;
+    ///
+    /// let mut channel = Channel::stdio(Framing::Packet(PacketSize::Two))?;
+    /// channel.write_term(&term::parse("{ready, 1}").unwrap())?; // the owner gets {:data, <<...>>}
+    /// let too_big = term::Term::from(term::Binary::from(vec![0; 70_000]));
+    /// let err = channel.write_term(&too_big).unwrap_err(); // 2-byte headers hold 65535 at most
+    /// assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    #[cfg(feature = "term")]
+    pub fn write_term(&mut self, term: &crate::term::Term) -> io::Result<()> {
+        let invalid = |e: Box<dyn std::error::Error + Send + Sync>| io::Error::new(io::ErrorKind::InvalidInput, e);
+        let framing = self.decoder.framing();
+        let line = matches!(framing, Framing::Line(_));
+        // The term goes right after room for its header, which is filled in once its
+        // length is known: one copy, into the frame.
+        let room = header(framing, 0).map_err(|e| invalid(e.into()))?.as_bytes().len();
+        self.out.clear();
+        self.out.resize(room, 0);
+        crate::term::encode_to(term, &mut self.out).map_err(|e| invalid(e.into()))?;
+        let len = self.out.len() - room + usize::from(line);
+        let header = header(framing, len).map_err(|e| invalid(e.into()))?;
+        self.out[..room].copy_from_slice(header.as_bytes());
+        if line {
+            self.out.put_u8(b'\n');
+        }
+        self.writer.write_all(&self.out)?;
+        self.writer.flush()
+    }
+
     /// Writes `data`, then `\n` if `newline`, as one frame.
     fn send(&mut self, data: &[u8], newline: bool) -> io::Result<()> {
         let len = data.len() + usize::from(newline);

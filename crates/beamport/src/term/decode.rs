@@ -1,0 +1,528 @@
+//! `binary_to_term`: bytes to an [`eetf::Term`], for any input.
+//!
+//! Every length is checked against what is left of the input before anything is allocated
+//! for it, and against what the elements already announced will need: a slot of a `Vec`
+//! is only ever made for an element whose byte is still in the input, so the term's
+//! `Vec`s together hold at most one element per input byte, however the headers nest.
+//! A compressed term is decompressed up to its declared size, and that size must be one
+//! zlib can produce from the bytes given (1032 to 1 at most).
+
+use std::collections::hash_map::{Entry, HashMap};
+use std::io::Read;
+
+use eetf::{
+    Atom, BigInteger, BitBinary, ByteList, ExternalFun, FixInteger, Float, ImproperList, InternalFun, List, Map, Pid,
+    Port, Reference, Term, Tuple,
+};
+use num_bigint::{BigInt, Sign};
+
+use super::error::{DecodeError, DecodeReason};
+use super::tag::*;
+use super::MAX_DEPTH;
+
+/// Decodes one term, as `:erlang.binary_to_term/1` does: bytes after the term are ignored,
+/// as the VM ignores them.
+///
+/// A `STRING_EXT` list (the VM's encoding of a list of bytes, such as `'abc'`) decodes to a
+/// [`ByteList`]; every other list to a [`List`] or an [`ImproperList`]. Integers are
+/// [`FixInteger`] when they fit an `i32`, else [`BigInteger`]. Atoms in Latin-1 (which OTP
+/// 25 writes for atoms such as `'é'`) are read as such.
+///
+/// # Errors
+///
+/// A [`DecodeError`] with the offset and the reason when the bytes are not a term the VM
+/// would accept, the term is nested more than [`MAX_DEPTH`] levels, or a length field
+/// claims more than the input holds. It never panics, and it allocates nothing that the
+/// input's bytes do not account for.
+///
+/// # Examples
+///
+/// ```
+/// use beamport::term::{self, Atom, FixInteger, Term, Tuple};
+///
+/// // :erlang.term_to_binary({:ok, 1})
+/// let t = term::decode(&[131, 104, 2, 119, 2, b'o', b'k', 97, 1]).unwrap();
+/// assert_eq!(t, Term::from(Tuple::from(vec![Term::from(Atom::from("ok")), Term::from(FixInteger::from(1))])));
+///
+/// let err = term::decode(&[131, 104, 2, 119, 2, b'o', b'k']).unwrap_err();
+/// assert_eq!(err.to_string(), "at byte 7: the input ends inside a tag (1 more bytes needed)");
+/// ```
+pub fn decode(bytes: &[u8]) -> Result<Term, DecodeError> {
+    let mut r = Reader::new(bytes, false);
+    let version = r.u8("the version byte").map_err(|e| *e)?;
+    if version != VERSION {
+        return Err(*r.error(0, DecodeReason::Version(version)));
+    }
+    if r.buf.get(1) == Some(&COMPRESSED) {
+        r.pos = 2;
+        return r.compressed().map_err(|e| *e);
+    }
+    r.term().map_err(|e| *e)
+}
+
+struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+    /// Containers open around the current term.
+    depth: usize,
+    /// Elements announced by open containers and not started yet: each needs a byte.
+    pending: usize,
+    in_compressed: bool,
+}
+
+impl<'a> Reader<'a> {
+    fn new(buf: &'a [u8], in_compressed: bool) -> Self {
+        Reader { buf, pos: 0, depth: 0, pending: 0, in_compressed }
+    }
+
+    fn error(&self, offset: usize, reason: DecodeReason) -> Box<DecodeError> {
+        Box::new(DecodeError { offset, in_compressed: self.in_compressed, reason })
+    }
+
+    fn left(&self) -> usize {
+        self.buf.len() - self.pos
+    }
+
+    fn take(&mut self, n: usize, what: &'static str) -> Res<&'a [u8]> {
+        if n > self.left() {
+            return Err(self.error(self.pos, DecodeReason::Truncated { what, needed: n - self.left() }));
+        }
+        let s = &self.buf[self.pos..self.pos + n];
+        self.pos += n;
+        Ok(s)
+    }
+
+    fn array<const N: usize>(&mut self, what: &'static str) -> Res<[u8; N]> {
+        let s = self.take(N, what)?;
+        let mut a = [0; N];
+        a.copy_from_slice(s);
+        Ok(a)
+    }
+
+    fn u8(&mut self, what: &'static str) -> Res<u8> {
+        Ok(self.array::<1>(what)?[0])
+    }
+
+    fn u16(&mut self, what: &'static str) -> Res<u16> {
+        Ok(u16::from_be_bytes(self.array(what)?))
+    }
+
+    fn u32(&mut self, what: &'static str) -> Res<u32> {
+        Ok(u32::from_be_bytes(self.array(what)?))
+    }
+
+    fn u64(&mut self, what: &'static str) -> Res<u64> {
+        Ok(u64::from_be_bytes(self.array(what)?))
+    }
+
+    /// Checks that `n` more elements of `what`, announced at `at`, can still come: the input
+    /// must hold a byte for each, besides one for every element already announced.
+    fn claim(&self, n: u64, what: &'static str, unit: &'static str, at: usize) -> Res<usize> {
+        let left = self.left().saturating_sub(self.pending);
+        match usize::try_from(n) {
+            Ok(k) if k <= left => Ok(k),
+            _ => Err(self.error(at, DecodeReason::TooLong { what, claimed: n, unit, left })),
+        }
+    }
+
+    /// `n` bytes of `what`, whose length field starts at `at`. They cost no more memory than
+    /// they take in the input, so only the input's end limits them.
+    fn bytes(&mut self, n: u64, what: &'static str, at: usize) -> Res<&'a [u8]> {
+        match usize::try_from(n) {
+            Ok(k) if k <= self.left() => self.take(k, what),
+            _ => Err(self.error(at, DecodeReason::TooLong { what, claimed: n, unit: "bytes", left: self.left() })),
+        }
+    }
+
+    fn enter(&mut self, at: usize) -> Res<()> {
+        if self.depth >= MAX_DEPTH {
+            return Err(self.error(at, DecodeReason::TooDeep(MAX_DEPTH)));
+        }
+        self.depth += 1;
+        Ok(())
+    }
+
+    /// `n` terms, announced at `at`, as elements of `what`; and a list's tail after them if
+    /// `tail`.
+    fn terms(&mut self, n: u64, tail: bool, what: &'static str, at: usize) -> Res<Vec<Term>> {
+        let extra = u64::from(tail);
+        if self.claim(n + extra, what, "elements", at).is_err() {
+            // Report the claim as the header makes it.
+            let left = self.left().saturating_sub(self.pending + usize::from(tail));
+            return Err(self.error(at, DecodeReason::TooLong { what, claimed: n, unit: "elements", left }));
+        }
+        let n = (n + extra) as usize;
+        self.enter(at)?;
+        let mut elements = Vec::with_capacity(n);
+        self.pending += n;
+        for _ in 0..n {
+            self.pending -= 1;
+            elements.push(self.term()?);
+        }
+        self.depth -= 1;
+        Ok(elements)
+    }
+
+    fn compressed(&mut self) -> Res<Term> {
+        let declared = self.u32("a compressed term's size")?;
+        let data = &self.buf[self.pos..];
+        // Deflate codes at most 258 bytes in 2 bits: no stream makes more than 1032 bytes
+        // per byte (the zlib header and checksum make up for the rounding).
+        if u64::from(declared) > data.len() as u64 * 1032 {
+            return Err(self.error(1, DecodeReason::CompressedTooLarge { declared, len: data.len() }));
+        }
+        let zlib = |e: std::io::Error| self.error(6, DecodeReason::Zlib(e.to_string()));
+        let mut out = Vec::new();
+        libflate::zlib::Decoder::new(data)
+            .map_err(zlib)?
+            .take(u64::from(declared) + 1)
+            .read_to_end(&mut out)
+            .map_err(zlib)?;
+        if out.len() != declared as usize {
+            let more = out.len() > declared as usize;
+            return Err(self.error(6, DecodeReason::CompressedSize { declared, found: out.len(), more }));
+        }
+        Reader::new(&out, true).term()
+    }
+
+    /// One term. This function is on the recursion's path, so it only dispatches: its frame
+    /// stays small, even in a debug build, where every arm's locals would get their own
+    /// slots.
+    fn term(&mut self) -> Res<Term> {
+        let at = self.pos;
+        let tag = self.u8("a tag")?;
+        match tag {
+            SMALL_TUPLE_EXT | LARGE_TUPLE_EXT => self.tuple(tag, at),
+            LIST_EXT => self.list(at),
+            MAP_EXT => self.map(at),
+            NEW_FUN_EXT | FUN_EXT => self.fun(tag, at),
+            _ => self.scalar(tag, at),
+        }
+    }
+
+    fn tuple(&mut self, tag: u8, at: usize) -> Res<Term> {
+        let n = match tag {
+            SMALL_TUPLE_EXT => u32::from(self.u8("a tuple's size")?),
+            _ => self.u32("a tuple's size")?,
+        };
+        Ok(Term::from(Tuple::from(self.terms(u64::from(n), false, "a tuple", at + 1)?)))
+    }
+
+    fn fun(&mut self, tag: u8, at: usize) -> Res<Term> {
+        let head = self.fun_head(tag)?;
+        let at = at + if tag == FUN_EXT { 1 } else { 26 };
+        let free_vars = self.terms(u64::from(head.free), false, "a fun's environment", at)?;
+        Ok(head.into_term(free_vars))
+    }
+
+    /// A fun's fields before its environment, boxed: they wait on the recursion's path.
+    #[inline(never)]
+    fn fun_head(&mut self, tag: u8) -> Res<Box<FunHead>> {
+        if tag == FUN_EXT {
+            let free = self.u32("a fun")?;
+            let pid = self.pid("a fun's pid")?;
+            let module = self.atom("a fun's module")?;
+            let index = self.fun_integer("a fun's index")?;
+            let uniq = self.fun_integer("a fun's uniq")?;
+            return Ok(Box::new(FunHead { free, module, pid, new: None, old_index: index, old_uniq: uniq }));
+        }
+        let _size = self.u32("a fun")?;
+        let arity = self.u8("a fun")?;
+        let uniq = self.array::<16>("a fun")?;
+        let index = self.u32("a fun")?;
+        let free = self.u32("a fun")?;
+        let module = self.atom("a fun's module")?;
+        let old_index = self.fun_integer("a fun's old index")?;
+        let old_uniq = self.fun_integer("a fun's old uniq")?;
+        let pid = self.pid("a fun's pid")?;
+        Ok(Box::new(FunHead { free, module, pid, new: Some((arity, index, uniq)), old_index, old_uniq }))
+    }
+
+    /// A term that holds no other term.
+    #[inline(never)]
+    fn scalar(&mut self, tag: u8, at: usize) -> Res<Term> {
+        Ok(match tag {
+            SMALL_INTEGER_EXT => Term::from(FixInteger::from(self.u8("a small integer")?)),
+            INTEGER_EXT => Term::from(FixInteger::from(i32::from_be_bytes(self.array("an integer")?))),
+            SMALL_BIG_EXT => {
+                let n = self.u8("a big integer's length")?;
+                self.big(u64::from(n), at + 1)?
+            }
+            LARGE_BIG_EXT => {
+                let n = self.u32("a big integer's length")?;
+                self.big(u64::from(n), at + 1)?
+            }
+            NEW_FLOAT_EXT => {
+                let value = f64::from_be_bytes(self.array("a float")?);
+                self.float(value, at)?
+            }
+            FLOAT_EXT => {
+                let text = self.take(31, "a float")?;
+                let text = String::from_utf8_lossy(text).trim_end_matches('\0').to_string();
+                match text.trim().parse::<f64>() {
+                    Ok(v) => self.float(v, at)?,
+                    Err(_) => return Err(self.error(at + 1, DecodeReason::FloatText(text))),
+                }
+            }
+            ATOM_EXT | SMALL_ATOM_EXT | ATOM_UTF8_EXT | SMALL_ATOM_UTF8_EXT => Term::from(self.atom_body(tag, at)?),
+            NIL_EXT => Term::from(List::nil()),
+            STRING_EXT => {
+                let n = self.u16("a string's length")?;
+                match self.bytes(u64::from(n), "a string", at + 1)? {
+                    [] => Term::from(List::nil()),
+                    b => Term::from(ByteList::from(b.to_vec())),
+                }
+            }
+            BINARY_EXT => {
+                let n = self.u32("a binary's length")?;
+                Term::from(eetf::Binary::from(self.bytes(u64::from(n), "a binary", at + 1)?))
+            }
+            BIT_BINARY_EXT => {
+                let n = self.u32("a bitstring's length")?;
+                let bits = self.u8("a bitstring's bit count")?;
+                match (n, bits) {
+                    (0, 0) => Term::from(eetf::Binary::from(Vec::new())),
+                    (1.., 1..=8) => {
+                        let mut bytes = self.bytes(u64::from(n), "a bitstring", at + 1)?.to_vec();
+                        if bits == 8 {
+                            Term::from(eetf::Binary::from(bytes))
+                        } else {
+                            // eetf keeps the last byte's bits in its low bits.
+                            if let Some(last) = bytes.last_mut() {
+                                *last >>= 8 - bits;
+                            }
+                            Term::from(BitBinary::from((bytes, bits)))
+                        }
+                    }
+                    _ => return Err(self.error(at + 1, DecodeReason::BitSize { len: n, bits })),
+                }
+            }
+            NEW_PID_EXT | PID_EXT => Term::from(self.pid_body(tag)?),
+            NEW_PORT_EXT | PORT_EXT | V4_PORT_EXT => {
+                let node = self.atom("a port's node")?;
+                let id = match tag {
+                    V4_PORT_EXT => self.u64("a port")?,
+                    _ => u64::from(self.u32("a port")?),
+                };
+                let creation = match tag {
+                    PORT_EXT => u32::from(self.u8("a port")?),
+                    _ => self.u32("a port")?,
+                };
+                Term::from(Port { node, id, creation })
+            }
+            NEWER_REFERENCE_EXT | NEW_REFERENCE_EXT => {
+                let n = self.u16("a reference's length")?;
+                let node = self.atom("a reference's node")?;
+                let creation = match tag {
+                    NEW_REFERENCE_EXT => u32::from(self.u8("a reference")?),
+                    _ => self.u32("a reference")?,
+                };
+                let words = self.bytes(u64::from(n) * 4, "a reference", at + 1)?;
+                let id = words.chunks_exact(4).map(|w| u32::from_be_bytes([w[0], w[1], w[2], w[3]])).collect();
+                Term::from(Reference { node, id, creation })
+            }
+            REFERENCE_EXT => {
+                let node = self.atom("a reference's node")?;
+                let id = vec![self.u32("a reference")?];
+                let creation = u32::from(self.u8("a reference")?);
+                Term::from(Reference { node, id, creation })
+            }
+            EXPORT_EXT => {
+                let module = self.atom("a fun's module")?;
+                let function = self.atom("a fun's function")?;
+                let arity_at = self.pos;
+                let arity = match self.integer("a fun's arity")? {
+                    Some(n) if (0..=255).contains(&n) => n as u8,
+                    _ => return Err(self.expected(arity_at, "a fun's arity", "an integer from 0 to 255")),
+                };
+                Term::from(ExternalFun { module, function, arity })
+            }
+            COMPRESSED => return Err(self.error(at, DecodeReason::NestedCompression)),
+            DISTRIBUTION_HEADER | DIST_FRAG_HEADER | ATOM_CACHE_REF => {
+                return Err(self.error(at, DecodeReason::DistributionOnly(tag)))
+            }
+            _ => return Err(self.error(at, DecodeReason::UnknownTag(tag))),
+        })
+    }
+
+    fn float(&self, value: f64, at: usize) -> Res<Term> {
+        if value.is_finite() {
+            Ok(Term::from(Float { value }))
+        } else {
+            Err(self.error(at, DecodeReason::NonFinite))
+        }
+    }
+
+    /// A big integer's sign and `n` digits; one that fits an `i32` is a [`FixInteger`], as
+    /// the VM makes it a small integer.
+    fn big(&mut self, n: u64, at: usize) -> Res<Term> {
+        let sign_at = self.pos;
+        let sign = match self.u8("a big integer's sign")? {
+            0 => Sign::Plus,
+            1 => Sign::Minus,
+            s => return Err(self.error(sign_at, DecodeReason::Sign(s))),
+        };
+        let digits = self.bytes(n, "a big integer", at)?;
+        let value = BigInt::from_bytes_le(sign, digits);
+        Ok(match i32::try_from(&value) {
+            Ok(v) => Term::from(FixInteger::from(v)),
+            Err(_) => Term::from(BigInteger { value }),
+        })
+    }
+
+    fn list(&mut self, at: usize) -> Res<Term> {
+        let n = self.u32("a list's length")?;
+        // The tail is one more term.
+        let elements = self.terms(u64::from(n), true, "a list", at + 1)?;
+        Ok(join(elements))
+    }
+
+    fn map(&mut self, at: usize) -> Res<Term> {
+        let n = self.u32("a map's size")?;
+        let n = self.claim(u64::from(n) * 2, "a map", "keys and values", at + 1)? / 2;
+        self.enter(at + 1)?;
+        let mut map = HashMap::new();
+        self.pending += 2 * n;
+        for _ in 0..n {
+            self.entry(&mut map)?;
+        }
+        self.depth -= 1;
+        Ok(Term::from(Map::from(map)))
+    }
+
+    fn entry(&mut self, map: &mut HashMap<Term, Term>) -> Res<()> {
+        self.pending -= 1;
+        let key_at = self.pos;
+        let key = self.term()?;
+        self.pending -= 1;
+        let value = self.term()?;
+        match map.entry(key) {
+            Entry::Occupied(_) => Err(self.error(key_at, DecodeReason::DuplicateKey)),
+            Entry::Vacant(v) => {
+                v.insert(value);
+                Ok(())
+            }
+        }
+    }
+
+    /// An atom's name after its tag.
+    fn atom_body(&mut self, tag: u8, at: usize) -> Res<Atom> {
+        let n = match tag {
+            ATOM_EXT | ATOM_UTF8_EXT => self.u16("an atom's length")?,
+            _ => u16::from(self.u8("an atom's length")?),
+        };
+        let bytes = self.bytes(u64::from(n), "an atom", at + 1)?;
+        let name: String = match tag {
+            ATOM_EXT | SMALL_ATOM_EXT => bytes.iter().map(|&b| char::from(b)).collect(),
+            _ => match std::str::from_utf8(bytes) {
+                Ok(s) => s.to_string(),
+                Err(_) => return Err(self.error(at, DecodeReason::AtomNotUtf8)),
+            },
+        };
+        let chars = name.chars().count();
+        if chars > 255 {
+            return Err(self.error(at, DecodeReason::AtomTooLong(chars)));
+        }
+        Ok(Atom::from(name))
+    }
+
+    /// An atom where the format needs one (a node, a module).
+    fn atom(&mut self, what: &'static str) -> Res<Atom> {
+        let at = self.pos;
+        match self.u8("a tag")? {
+            tag @ (ATOM_EXT | SMALL_ATOM_EXT | ATOM_UTF8_EXT | SMALL_ATOM_UTF8_EXT) => self.atom_body(tag, at),
+            _ => Err(self.expected(at, what, "an atom")),
+        }
+    }
+
+    fn pid_body(&mut self, tag: u8) -> Res<Pid> {
+        let node = self.atom("a pid's node")?;
+        let id = self.u32("a pid")?;
+        let serial = self.u32("a pid")?;
+        let creation = match tag {
+            PID_EXT => u32::from(self.u8("a pid")?),
+            _ => self.u32("a pid")?,
+        };
+        Ok(Pid { node, id, serial, creation })
+    }
+
+    fn pid(&mut self, what: &'static str) -> Res<Pid> {
+        let at = self.pos;
+        match self.u8("a tag")? {
+            tag @ (NEW_PID_EXT | PID_EXT) => self.pid_body(tag),
+            _ => Err(self.expected(at, what, "a pid")),
+        }
+    }
+
+    /// A small or 32-bit integer; `None` for any other term (which is skipped).
+    fn integer(&mut self, what: &'static str) -> Res<Option<i64>> {
+        match self.u8("a tag")? {
+            SMALL_INTEGER_EXT => Ok(Some(i64::from(self.u8(what)?))),
+            INTEGER_EXT => Ok(Some(i64::from(i32::from_be_bytes(self.array(what)?)))),
+            _ => Ok(None),
+        }
+    }
+
+    fn fun_integer(&mut self, what: &'static str) -> Res<i32> {
+        let at = self.pos;
+        match self.integer(what)? {
+            Some(n) => Ok(n as i32),
+            None => Err(self.expected(at, what, "a small integer")),
+        }
+    }
+
+    fn expected(&self, at: usize, what: &'static str, expected: &'static str) -> Box<DecodeError> {
+        self.error(at, DecodeReason::Expected { what, expected })
+    }
+}
+
+/// A list's elements and, last, its tail. A tail that is itself a list continues the list,
+/// as cons cells do on the VM.
+#[inline(never)]
+fn join(mut elements: Vec<Term>) -> Term {
+    let tail = elements.pop().unwrap_or_else(|| Term::from(List::nil()));
+    match tail {
+        Term::List(l) if elements.is_empty() => Term::List(l),
+        Term::List(l) => {
+            elements.extend(l.elements);
+            Term::from(List::from(elements))
+        }
+        Term::ByteList(b) => {
+            elements.extend(b.bytes.into_iter().map(|b| Term::from(FixInteger::from(b))));
+            Term::from(List::from(elements))
+        }
+        Term::ImproperList(l) => {
+            elements.extend(l.elements);
+            Term::from(ImproperList { elements, last: l.last })
+        }
+        last if elements.is_empty() => last,
+        last => Term::from(ImproperList::from((elements, last))),
+    }
+}
+
+/// What a fun has besides its environment; `new` holds `NEW_FUN_EXT`'s arity, index and
+/// uniq (`FUN_EXT` has only the old index and uniq).
+struct FunHead {
+    free: u32,
+    module: Atom,
+    pid: Pid,
+    new: Option<(u8, u32, [u8; 16])>,
+    old_index: i32,
+    old_uniq: i32,
+}
+
+impl FunHead {
+    #[inline(never)]
+    fn into_term(self, free_vars: Vec<Term>) -> Term {
+        let FunHead { module, pid, new, old_index, old_uniq, .. } = self;
+        Term::from(match new {
+            Some((arity, index, uniq)) => {
+                InternalFun::New { module, arity, pid, free_vars, index, uniq, old_index, old_uniq }
+            }
+            None => InternalFun::Old { module, pid, free_vars, index: old_index, uniq: old_uniq },
+        })
+    }
+}
+
+/// Errors travel boxed inside the decoder: small results keep the recursion's frames small.
+type Res<T> = Result<T, Box<DecodeError>>;
