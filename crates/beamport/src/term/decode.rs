@@ -31,9 +31,11 @@ use super::MAX_DEPTH;
 /// # Errors
 ///
 /// A [`DecodeError`] with the offset and the reason when the bytes are not a term the VM
-/// would accept, the term is nested more than [`MAX_DEPTH`] levels, or a length field
-/// claims more than the input holds. It never panics, and it allocates nothing that the
-/// input's bytes do not account for.
+/// would accept, the term is nested more than [`MAX_DEPTH`] levels, a length field claims
+/// more than the input holds, or a compressed term declares more than [`MAX_DECOMPRESSED`]
+/// bytes. It never panics, and it allocates nothing that the input's bytes (a compressed
+/// term's decompressed bytes) do not account for: each element of a list, tuple or map is
+/// at least one of them.
 ///
 /// # Examples
 ///
@@ -48,7 +50,37 @@ use super::MAX_DEPTH;
 /// assert_eq!(err.to_string(), "at byte 7: the input ends inside a tag (1 more bytes needed)");
 /// ```
 pub fn decode(bytes: &[u8]) -> Result<Term, DecodeError> {
+    decode_with(bytes, MAX_DECOMPRESSED)
+}
+
+/// The most a compressed term may decompress to in [`decode`]: 64 MiB.
+pub const MAX_DECOMPRESSED: usize = 64 << 20;
+
+/// Like [`decode`], with a compressed term allowed to decompress to `max_decompressed` bytes.
+///
+/// Without compression a term's memory is bounded by its bytes (each element of a list,
+/// tuple or map takes at least one byte of input); a compressed term's by its decompressed
+/// bytes, which zlib can make up to 1032 times as many as the compressed ones. This bounds
+/// them.
+///
+/// # Errors
+///
+/// As [`decode`]; [`DecodeReason::CompressedTooLarge`] when a compressed term declares more
+/// than `max_decompressed` bytes.
+///
+/// # Examples
+///
+/// ```
+/// use beamport::term::{self, Binary, DecodeReason, Term};
+/// let bytes = term::encode_compressed(&Term::from(Binary::from(vec![0; 100_000]))).unwrap();
+/// assert!(bytes.len() < 200);
+/// assert!(term::decode(&bytes).is_ok());
+/// let err = term::decode_with(&bytes, 50_000).unwrap_err();
+/// assert!(matches!(err.reason, DecodeReason::CompressedTooLarge { limit: 50_000, .. }));
+/// ```
+pub fn decode_with(bytes: &[u8], max_decompressed: usize) -> Result<Term, DecodeError> {
     let mut r = Reader::new(bytes, false);
+    r.max_decompressed = max_decompressed;
     let version = r.u8("the version byte").map_err(|e| *e)?;
     if version != VERSION {
         return Err(*r.error(0, DecodeReason::Version(version)));
@@ -68,11 +100,12 @@ struct Reader<'a> {
     /// Elements announced by open containers and not started yet: each needs a byte.
     pending: usize,
     in_compressed: bool,
+    max_decompressed: usize,
 }
 
 impl<'a> Reader<'a> {
     fn new(buf: &'a [u8], in_compressed: bool) -> Self {
-        Reader { buf, pos: 0, depth: 0, pending: 0, in_compressed }
+        Reader { buf, pos: 0, depth: 0, pending: 0, in_compressed, max_decompressed: 0 }
     }
 
     fn error(&self, offset: usize, reason: DecodeReason) -> Box<DecodeError> {
@@ -168,8 +201,9 @@ impl<'a> Reader<'a> {
         let data = &self.buf[self.pos..];
         // Deflate codes at most 258 bytes in 2 bits: no stream makes more than 1032 bytes
         // per byte (the zlib header and checksum make up for the rounding).
-        if u64::from(declared) > data.len() as u64 * 1032 {
-            return Err(self.error(1, DecodeReason::CompressedTooLarge { declared, len: data.len() }));
+        let limit = (data.len() as u64 * 1032).min(self.max_decompressed as u64);
+        if u64::from(declared) > limit {
+            return Err(self.error(2, DecodeReason::CompressedTooLarge { declared, limit }));
         }
         let zlib = |e: std::io::Error| self.error(6, DecodeReason::Zlib(e.to_string()));
         let mut out = Vec::new();

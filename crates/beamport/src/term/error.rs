@@ -125,14 +125,14 @@ pub enum DecodeReason {
     /// A map with the same key twice (`binary_to_term` refuses it too).
     #[error("a map key appears twice")]
     DuplicateKey,
-    /// A compressed term whose declared size is more than zlib can make of the bytes that
-    /// follow (at most 1032 to 1).
-    #[error("a compressed term declares {declared} bytes, more than zlib can make of {len} bytes")]
+    /// A compressed term whose declared size is more than the caller allows, or than zlib
+    /// can make of the bytes that follow (1032 per byte).
+    #[error("a compressed term declares {declared} bytes, more than the {limit} allowed")]
     CompressedTooLarge {
         /// The declared size.
         declared: u32,
-        /// The compressed bytes.
-        len: usize,
+        /// The smaller of the caller's limit and 1032 times the compressed bytes.
+        limit: u64,
     },
     /// A compressed term whose data does not decompress to its declared size.
     #[error("a compressed term declares {declared} bytes but holds {}", if *.more { "more".to_string() } else { .found.to_string() })]

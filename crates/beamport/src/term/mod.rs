@@ -84,9 +84,11 @@ pub use eetf::{
     Atom, BigInteger, Binary, BitBinary, ByteList, ExternalFun, FixInteger, Float, ImproperList, InternalFun, List,
     Map, Reference, Term, Tuple,
 };
+/// The `num-bigint` crate, whose `BigInt` a [`BigInteger`] holds.
+pub use num_bigint;
 
 pub use self::de::from_term;
-pub use self::decode::decode;
+pub use self::decode::{decode, decode_with, MAX_DECOMPRESSED};
 pub use self::encode::{encode, encode_compressed, encode_to};
 pub use self::error::{DecodeError, DecodeReason, EncodeError, Error};
 pub use self::host::{from_pid, from_port};

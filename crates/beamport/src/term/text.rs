@@ -727,11 +727,7 @@ fn write_float(v: f64, out: &mut String) {
     if v < 0.0 {
         out.push('-');
     }
-    // `{:e}` gives the shortest round-trip digits: "d.ddde±x".
-    let sci = format!("{:e}", v.abs());
-    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
-    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
-    let exp: i64 = exp.parse().unwrap_or(0);
+    let (digits, exp) = shortest(v.abs());
     let len = digits.len() as i64;
     let place = exp - (len - 1); // value = digits × 10^place
     let exp_text = exp.to_string();
@@ -768,6 +764,52 @@ fn write_float(v: f64, out: &mut String) {
         } else {
             insert_exp(out);
         }
+    }
+}
+
+/// The shortest decimal digits that read back as `v` (positive, finite), and the exponent
+/// of the first: `v ≈ d1.d2d3… × 10^exp`. Of two such digit strings equally short, the one
+/// nearer `v`, and if both are as near, the one ending in an even digit, as Erlang chooses.
+fn shortest(v: f64) -> (String, i64) {
+    // `{:e}` gives the shortest digits that round-trip: "d.ddde±x".
+    let sci = format!("{v:e}");
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    let exp: i64 = exp.parse().unwrap_or(0);
+    let Ok(d) = digits.parse::<u64>() else { return (digits, exp) };
+    let place = exp - (digits.len() as i64 - 1);
+    // Either neighbour may read back as `v` too; then the nearer wins.
+    let exact = |c: u64| -> Option<BigInt> {
+        let text = format!("{c}e{place}");
+        (text.len() == digits.len() + format!("e{place}").len() && text.parse::<f64>().ok() == Some(v))
+            .then(|| distance(c, place, v))
+    };
+    let mut best = (distance(d, place, v), d);
+    for c in [d.wrapping_sub(1), d + 1] {
+        if let Some(dist) = exact(c) {
+            if dist < best.0 || (dist == best.0 && c % 2 == 0) {
+                best = (dist, c);
+            }
+        }
+    }
+    (best.1.to_string(), exp)
+}
+
+/// `|c × 10^place − v|`, scaled by a common factor that makes it an integer.
+fn distance(c: u64, place: i64, v: f64) -> BigInt {
+    let bits = v.to_bits();
+    let (e, m) = ((bits >> 52) as i64 & 0x7ff, bits & ((1 << 52) - 1));
+    // v = m × 2^e exactly.
+    let (m, e) = if e == 0 { (m, -1074) } else { (m | 1 << 52, e - 1075) };
+    let ten = |n: i64| BigInt::from(10u8).pow(n as u32);
+    let two = |n: i64| BigInt::from(1u8) << n as usize;
+    let a = BigInt::from(c) * ten(place.max(0)) * two((-e).max(0));
+    let b = BigInt::from(m) * two(e.max(0)) * ten((-place).max(0));
+    let d = a - b;
+    if d.sign() == num_bigint::Sign::Minus {
+        -d
+    } else {
+        d
     }
 }
 
