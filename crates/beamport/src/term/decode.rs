@@ -416,20 +416,24 @@ impl<'a> Reader<'a> {
         let n = self.claim(u64::from(n) * 2, "a map", "keys and values", at + 1)? / 2;
         self.enter(at + 1)?;
         let mut map = HashMap::new();
+        let mut map_keys = MapKeys::default();
         self.pending += 2 * n;
         for _ in 0..n {
-            self.entry(&mut map)?;
+            self.entry(&mut map, &mut map_keys)?;
         }
         self.depth -= 1;
         Ok(Term::from(Map::from(map)))
     }
 
-    fn entry(&mut self, map: &mut HashMap<Term, Term>) -> Res<()> {
+    fn entry(&mut self, map: &mut HashMap<Term, Term>, map_keys: &mut MapKeys) -> Res<()> {
         self.pending -= 1;
         let key_at = self.pos;
         let key = self.term()?;
         self.pending -= 1;
         let value = self.term()?;
+        if map_keys.seen_before(&key, map) {
+            return Err(self.error(key_at, DecodeReason::DuplicateKey));
+        }
         match map.entry(key) {
             Entry::Occupied(_) => Err(self.error(key_at, DecodeReason::DuplicateKey)),
             Entry::Vacant(v) => {
@@ -531,6 +535,125 @@ fn join(mut elements: Vec<Term>) -> Term {
         }
         last if elements.is_empty() => last,
         last => Term::from(ImproperList::from((elements, last))),
+    }
+}
+
+/// The keys of a map being decoded that hold maps.
+///
+/// eetf hashes a map in its own iteration order, so two equal maps may hash apart, and a
+/// `HashMap` does not see that two such keys are the same: these keys are compared through a
+/// hash in which a map's entries count in any order.
+#[derive(Default)]
+struct MapKeys {
+    hashes: std::collections::HashSet<u64>,
+    state: std::hash::RandomState,
+}
+
+impl MapKeys {
+    /// Whether `key`, if it holds a map, equals a key of `map` already.
+    fn seen_before(&mut self, key: &Term, map: &HashMap<Term, Term>) -> bool {
+        if !holds_map(key) {
+            return false;
+        }
+        let h = self.hash(key);
+        // A hash seen before: most likely the same key; look for it.
+        !self.hashes.insert(h) && map.keys().any(|k| holds_map(k) && self.hash(k) == h && self.same(k, key))
+    }
+
+    fn hash(&self, t: &Term) -> u64 {
+        use std::hash::BuildHasher;
+        let mix = |parts: &mut dyn Iterator<Item = u64>| self.state.hash_one(parts.collect::<Vec<u64>>());
+        match t {
+            Term::Map(m) => {
+                // The sum does not depend on the order of the entries.
+                let sum = m
+                    .map
+                    .iter()
+                    .fold(0u64, |acc, (k, v)| acc.wrapping_add(mix(&mut [self.hash(k), self.hash(v)].into_iter())));
+                mix(&mut [7, m.map.len() as u64, sum].into_iter())
+            }
+            Term::List(l) => mix(&mut std::iter::once(1).chain(l.elements.iter().map(|e| self.hash(e)))),
+            Term::Tuple(t) => mix(&mut std::iter::once(2).chain(t.elements.iter().map(|e| self.hash(e)))),
+            Term::ImproperList(l) => {
+                mix(&mut std::iter::once(3).chain(l.elements.iter().chain([&*l.last]).map(|e| self.hash(e))))
+            }
+            Term::InternalFun(f) => {
+                let vars = match &**f {
+                    InternalFun::New { free_vars, .. } | InternalFun::Old { free_vars, .. } => free_vars,
+                };
+                mix(&mut std::iter::once(4).chain(vars.iter().map(|e| self.hash(e))))
+            }
+            other => self.state.hash_one(other),
+        }
+    }
+
+    /// Term equality in which maps compare by their entries, whatever their order and hashes.
+    fn same(&self, a: &Term, b: &Term) -> bool {
+        let all = |x: &[Term], y: &[Term]| x.len() == y.len() && x.iter().zip(y).all(|(p, q)| self.same(p, q));
+        match (a, b) {
+            (Term::Map(x), Term::Map(y)) => {
+                if x.map.len() != y.map.len() {
+                    return false;
+                }
+                // Keys that hold no map hash as they are; the others, through `hash`.
+                let mut by_hash: HashMap<u64, Vec<(&Term, &Term)>> = HashMap::new();
+                for (k, v) in y.map.iter().filter(|(k, _)| holds_map(k)) {
+                    by_hash.entry(self.hash(k)).or_default().push((k, v));
+                }
+                x.map.iter().all(|(k, v)| {
+                    if holds_map(k) {
+                        by_hash
+                            .get(&self.hash(k))
+                            .is_some_and(|c| c.iter().any(|(k2, v2)| self.same(k, k2) && self.same(v, v2)))
+                    } else {
+                        y.map.get(k).is_some_and(|v2| self.same(v, v2))
+                    }
+                })
+            }
+            (Term::List(x), Term::List(y)) => all(&x.elements, &y.elements),
+            (Term::Tuple(x), Term::Tuple(y)) => all(&x.elements, &y.elements),
+            (Term::ImproperList(x), Term::ImproperList(y)) => {
+                all(&x.elements, &y.elements) && self.same(&x.last, &y.last)
+            }
+            (Term::InternalFun(x), Term::InternalFun(y)) => match (&**x, &**y) {
+                (
+                    InternalFun::New { module, arity, pid, free_vars, index, uniq, old_index, old_uniq },
+                    InternalFun::New {
+                        module: m2,
+                        arity: a2,
+                        pid: p2,
+                        free_vars: f2,
+                        index: i2,
+                        uniq: u2,
+                        old_index: oi2,
+                        old_uniq: ou2,
+                    },
+                ) => {
+                    (module, arity, pid, index, uniq, old_index, old_uniq) == (m2, a2, p2, i2, u2, oi2, ou2)
+                        && all(free_vars, f2)
+                }
+                (
+                    InternalFun::Old { module, pid, free_vars, index, uniq },
+                    InternalFun::Old { module: m2, pid: p2, free_vars: f2, index: i2, uniq: u2 },
+                ) => (module, pid, index, uniq) == (m2, p2, i2, u2) && all(free_vars, f2),
+                _ => false,
+            },
+            _ => a == b,
+        }
+    }
+}
+
+/// Whether a term holds a map, anywhere.
+fn holds_map(t: &Term) -> bool {
+    match t {
+        Term::Map(_) => true,
+        Term::List(l) => l.elements.iter().any(holds_map),
+        Term::Tuple(t) => t.elements.iter().any(holds_map),
+        Term::ImproperList(l) => l.elements.iter().any(holds_map) || holds_map(&l.last),
+        Term::InternalFun(f) => match &**f {
+            InternalFun::New { free_vars, .. } | InternalFun::Old { free_vars, .. } => free_vars.iter().any(holds_map),
+        },
+        _ => false,
     }
 }
 

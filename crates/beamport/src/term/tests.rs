@@ -170,6 +170,23 @@ fn refuses_what_the_vm_refuses() {
 }
 
 #[test]
+fn equal_map_keys_are_duplicates_whatever_their_order() {
+    // #{#{a => 1, b => 2} => x, #{b => 2, a => 1} => y}: eetf hashes a map in its iteration
+    // order, so a HashMap alone may take these keys for two.
+    let ab = [116, 0, 0, 0, 2, 119, 1, b'a', 97, 1, 119, 1, b'b', 97, 2];
+    let ba = [116, 0, 0, 0, 2, 119, 1, b'b', 97, 2, 119, 1, b'a', 97, 1];
+    let bytes = [&[131, 116, 0, 0, 0, 2][..], &ab, &[119, 1, b'x'], &ba, &[119, 1, b'y']].concat();
+    for _ in 0..20 {
+        let err = decode(&bytes).unwrap_err();
+        assert_eq!((err.offset, err.reason), (6 + ab.len() + 3, DecodeReason::DuplicateKey));
+    }
+    // Different maps as keys are fine, nested too.
+    let ac = [116, 0, 0, 0, 2, 119, 1, b'a', 97, 1, 119, 1, b'c', 97, 2];
+    let ok = [&[131, 116, 0, 0, 0, 2][..], &ab, &[119, 1, b'x'], &ac, &[119, 1, b'y']].concat();
+    assert!(decode(&ok).is_ok());
+}
+
+#[test]
 fn follows_the_vm_where_it_is_lenient() {
     // Bytes after the term are ignored; a list's tail that is a list continues it; an
     // empty list with a tail is the tail; a big integer that fits is small.
