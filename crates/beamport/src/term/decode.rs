@@ -23,8 +23,9 @@ use super::MAX_DEPTH;
 /// Decodes one term, as `:erlang.binary_to_term/1` does: bytes after the term are ignored,
 /// as the VM ignores them.
 ///
-/// A `STRING_EXT` list (the VM's encoding of a list of bytes, such as `'abc'`) decodes to a
-/// [`ByteList`]; every other list to a [`List`] or an [`ImproperList`]. Integers are
+/// Each term has one form: a proper list of 1 to 65535 integers from 0 to 255 (which the VM
+/// writes as a string, such as `'abc'`) decodes to a [`ByteList`], however it was written;
+/// every other list to a [`List`] or an [`ImproperList`] (whose tail is not a list). Integers are
 /// [`FixInteger`] when they fit an `i32`, else [`BigInteger`]. Atoms in Latin-1 (which OTP
 /// 25 writes for atoms such as `'é'`) are read as such.
 ///
@@ -515,7 +516,7 @@ impl<'a> Reader<'a> {
 }
 
 /// A list's elements and, last, its tail. A tail that is itself a list continues the list,
-/// as cons cells do on the VM.
+/// as cons cells do on the VM; a proper list of bytes is a [`ByteList`] however it came.
 #[inline(never)]
 fn join(mut elements: Vec<Term>) -> Term {
     let tail = elements.pop().unwrap_or_else(|| Term::from(List::nil()));
@@ -523,11 +524,11 @@ fn join(mut elements: Vec<Term>) -> Term {
         Term::List(l) if elements.is_empty() => Term::List(l),
         Term::List(l) => {
             elements.extend(l.elements);
-            Term::from(List::from(elements))
+            super::proper(elements)
         }
         Term::ByteList(b) => {
             elements.extend(b.bytes.into_iter().map(|b| Term::from(FixInteger::from(b))));
-            Term::from(List::from(elements))
+            super::proper(elements)
         }
         Term::ImproperList(l) => {
             elements.extend(l.elements);

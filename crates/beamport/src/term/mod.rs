@@ -95,6 +95,20 @@ pub use self::host::{from_pid, from_port};
 pub use self::ser::{to_term, SerdeError};
 pub use self::text::{iex, parse, Iex, ParseError, ParseReason};
 
+/// A proper list in the one form [`decode`] gives each: a [`ByteList`] when it holds 1 to
+/// 65535 integers from 0 to 255 (what the VM writes as a string), else a [`List`].
+fn proper(elements: Vec<Term>) -> Term {
+    let byte = |t: &Term| match t {
+        Term::FixInteger(i) => u8::try_from(i.value).ok(),
+        _ => None,
+    };
+    if (1..=0xffff).contains(&elements.len()) && elements.iter().all(|t| byte(t).is_some()) {
+        Term::from(ByteList::from(elements.iter().filter_map(byte).collect::<Vec<u8>>()))
+    } else {
+        Term::from(List::from(elements))
+    }
+}
+
 /// The deepest nesting of lists, tuples, maps and funs that [`decode`] accepts and
 /// [`encode`] writes.
 ///

@@ -192,7 +192,10 @@ fn follows_the_vm_where_it_is_lenient() {
     // empty list with a tail is the tail; a big integer that fits is small.
     assert_eq!(decode(&[131, 106, 0]), Ok(list(vec![])));
     let tail_list = [131, 108, 0, 0, 0, 1, 97, 1, 108, 0, 0, 0, 1, 97, 2, 106];
-    assert_eq!(decode(&tail_list), Ok(list(vec![int(1), int(2)])));
+    assert_eq!(decode(&tail_list), Ok(Term::from(ByteList::from(vec![1, 2]))));
+    // A list of bytes is a ByteList however it is written, as the VM sees no difference.
+    assert_eq!(decode(&[131, 108, 0, 0, 0, 1, 97, 7, 106]), Ok(Term::from(ByteList::from(vec![7]))));
+    assert_eq!(decode(&[131, 108, 0, 0, 0, 1, 97, 1, 107, 0, 1, 2]), Ok(Term::from(ByteList::from(vec![1, 2]))));
     assert_eq!(decode(&[131, 108, 0, 0, 0, 0, 119, 1, b'a']), Ok(atom("a")));
     assert_eq!(decode(&[131, 110, 1, 1, 5]), Ok(int(-5)));
     assert_eq!(decode(&[131, 107, 0, 0]), Ok(list(vec![])));

@@ -7,6 +7,7 @@ use std::fmt::{self, Write as _};
 use eetf::{Atom, BitBinary, ByteList, ImproperList, InternalFun, List, Map, Term, Tuple};
 use num_bigint::BigInt;
 
+use super::proper;
 use super::ser::{atom, integer};
 use super::MAX_DEPTH;
 
@@ -600,20 +601,6 @@ impl Bits {
     }
 }
 
-/// A proper list, as [`decode`](super::decode) makes it from the VM's bytes: a
-/// [`ByteList`] when it holds 1 to 65535 integers from 0 to 255.
-fn proper(elements: Vec<Term>) -> Term {
-    let byte = |t: &Term| match t {
-        Term::FixInteger(i) => u8::try_from(i.value).ok(),
-        _ => None,
-    };
-    if (1..=0xffff).contains(&elements.len()) && elements.iter().all(|t| byte(t).is_some()) {
-        Term::from(ByteList::from(elements.iter().filter_map(byte).collect::<Vec<u8>>()))
-    } else {
-        Term::from(List::from(elements))
-    }
-}
-
 /// An Erlang string: a list of its characters (a [`ByteList`] when they are all bytes).
 fn string(s: &str) -> Term {
     if s.is_empty() {
@@ -813,24 +800,6 @@ fn distance(c: u64, place: i64, v: f64) -> BigInt {
     }
 }
 
-/// The characters of a list, if iex would print it as a charlist: printable ASCII, as
-/// [`crate::message::charlist`] has it.
-fn printable_chars(elements: &[Term]) -> Option<String> {
-    if elements.is_empty() {
-        return None;
-    }
-    elements
-        .iter()
-        .map(|t| match t {
-            Term::FixInteger(i) => u8::try_from(i.value)
-                .ok()
-                .filter(|c| (0x20..0x7f).contains(c) || b"\n\r\t\x0b\x0c\x07\x08\x1b".contains(c))
-                .map(char::from),
-            _ => None,
-        })
-        .collect()
-}
-
 /// The key of a keyword pair, if `t` is one.
 fn keyword(t: &Term) -> Option<(&str, &Term)> {
     match t {
@@ -876,10 +845,15 @@ fn write_term(term: &Term, out: &mut String) {
 }
 
 fn write_proper(elements: &[Term], out: &mut String) {
-    if let Some(s) = printable_chars(elements) {
-        out.push('\'');
-        escape(&s, '\'', out);
-        out.push('\'');
+    let bytes: Option<Vec<u8>> = elements
+        .iter()
+        .map(|t| match t {
+            Term::FixInteger(i) => u8::try_from(i.value).ok(),
+            _ => None,
+        })
+        .collect();
+    if let Some(bytes) = bytes.filter(|b| !b.is_empty()) {
+        crate::message::charlist(&bytes, out);
     } else if !elements.is_empty() && elements.iter().all(|t| keyword(t).is_some()) {
         out.push('[');
         for (i, (k, v)) in elements.iter().filter_map(keyword).enumerate() {
