@@ -12,9 +12,8 @@ use proptest::prelude::*;
 mod term_support;
 
 /// Heap bytes per input byte a decoded term may take at most. A term's `Vec`s hold at most
-/// one 56-byte element per input byte; a map entry (two terms in a hash table at most half
-/// full, growing by doubling) costs at most 3 × 2 × 113 bytes, and takes at least 3 bytes of
-/// input (keys differ: only one of them can be the 1-byte `[]`).
+/// one 56-byte element per input byte; a map's table is made for the entries its header
+/// claims, two bytes of input each at least, in at most 2.3 buckets of 113 bytes an entry.
 const PER_BYTE: usize = 256;
 /// Heap bytes any decode may take besides: a compressed term's zlib state and window.
 const FIXED: usize = 256 << 10;
@@ -101,11 +100,13 @@ fn worst() -> Vec<Vec<u8>> {
     for _ in 0..500 {
         nested.extend([108, 0, 0, 0x4e, 0x20]); // each claims 20 000 elements
     }
+    let half = (n / 2).to_be_bytes();
     vec![
-        nils(&[108]),                                                             // [[], [], …]
-        nils(&[105]),                                                             // {[], [], …}
-        map,                                                                      // #{0 => [], 1 => [], …}
-        nested,                                                                   // claims that nest
+        [&[131, 116][..], &half, &vec![106; n as usize + 1]].concat(), // #{[] => [], [] => …}: its table comes first
+        nils(&[108]),                                                  // [[], [], …]
+        nils(&[105]),                                                  // {[], [], …}
+        map,                                                           // #{0 => [], 1 => [], …}
+        nested,                                                        // claims that nest
         [&[131, 111][..], &n.to_be_bytes(), &[0], &vec![1; n as usize]].concat(), // a big integer
     ]
 }

@@ -416,7 +416,8 @@ impl<'a> Reader<'a> {
         let n = self.u32("a map's size")?;
         let n = self.claim(u64::from(n) * 2, "a map", "keys and values", at + 1)? / 2;
         self.enter(at + 1)?;
-        let mut map = HashMap::new();
+        // `n` is bounded by the input: two bytes an entry at least.
+        let mut map = HashMap::with_capacity(n);
         let mut map_keys = MapKeys::default();
         self.pending += 2 * n;
         for _ in 0..n {
@@ -451,16 +452,19 @@ impl<'a> Reader<'a> {
             _ => u16::from(self.u8("an atom's length")?),
         };
         let bytes = self.bytes(u64::from(n), "an atom", at + 1)?;
-        let name: String = match tag {
-            ATOM_EXT | SMALL_ATOM_EXT => bytes.iter().map(|&b| char::from(b)).collect(),
-            _ => match std::str::from_utf8(bytes) {
-                Ok(s) => s.to_string(),
-                Err(_) => return Err(self.error(at, DecodeReason::AtomNotUtf8)),
-            },
+        let name: String = match (tag, std::str::from_utf8(bytes)) {
+            // Latin-1 is ASCII's superset: ASCII names are valid either way.
+            (ATOM_EXT | SMALL_ATOM_EXT, Ok(s)) if s.is_ascii() => s.to_string(),
+            (ATOM_EXT | SMALL_ATOM_EXT, _) => bytes.iter().map(|&b| char::from(b)).collect(),
+            (_, Ok(s)) => s.to_string(),
+            (_, Err(_)) => return Err(self.error(at, DecodeReason::AtomNotUtf8)),
         };
-        let chars = name.chars().count();
-        if chars > 255 {
-            return Err(self.error(at, DecodeReason::AtomTooLong(chars)));
+        // A name of at most 255 bytes has at most 255 characters.
+        if name.len() > 255 {
+            let chars = name.chars().count();
+            if chars > 255 {
+                return Err(self.error(at, DecodeReason::AtomTooLong(chars)));
+            }
         }
         Ok(Atom::from(name))
     }

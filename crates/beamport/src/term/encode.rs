@@ -299,9 +299,12 @@ impl<B: BufMut> Encoder<'_, B> {
     }
 
     fn atom(&mut self, a: &Atom) -> Result<(), EncodeError> {
-        let chars = a.name.chars().count();
-        if chars > 255 {
-            return Err(EncodeError::AtomTooLong(chars));
+        // A name of at most 255 bytes has at most 255 characters.
+        if a.name.len() > 255 {
+            let chars = a.name.chars().count();
+            if chars > 255 {
+                return Err(EncodeError::AtomTooLong(chars));
+            }
         }
         match u8::try_from(a.name.len()) {
             Ok(n) => {
