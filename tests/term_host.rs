@@ -235,3 +235,26 @@ fn term_server_answers_calls() {
     );
     port.close().unwrap();
 }
+
+/// On pipes (OTP's ports), a channel raises their capacity to 1 MiB, as beamport's own
+/// sockets have: a 64 KB term then passes in one write each way.
+#[test]
+fn a_channel_on_pipes_grows_them() {
+    use std::io::{Read, Write};
+    let echo = term_example("term_echo");
+    let mut child =
+        Command::new(echo).stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let (mut stdin, mut stdout) = (child.stdin.take().unwrap(), child.stdout.take().unwrap());
+    let t = term::encode(&Term::from(term::Binary::from(vec![7; 100_000]))).unwrap();
+    stdin.write_all(&(t.len() as u32).to_be_bytes()).unwrap();
+    stdin.write_all(&t).unwrap();
+    let mut header = [0; 4];
+    stdout.read_exact(&mut header).unwrap();
+    let mut reply = vec![0; u32::from_be_bytes(header) as usize];
+    stdout.read_exact(&mut reply).unwrap();
+    assert_eq!(reply, t);
+    assert_eq!(rustix::pipe::fcntl_getpipe_size(&stdin).unwrap(), 1 << 20);
+    assert_eq!(rustix::pipe::fcntl_getpipe_size(&stdout).unwrap(), 1 << 20);
+    drop(stdin);
+    assert!(child.wait().unwrap().success(), "it exits when its input ends");
+}
