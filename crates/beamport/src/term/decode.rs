@@ -55,6 +55,14 @@ pub fn decode(bytes: &[u8]) -> Result<Term, DecodeError> {
 }
 
 /// The most a compressed term may decompress to in [`decode`]: 64 MiB.
+///
+/// ```
+/// use beamport::term::{self, DecodeReason, MAX_DECOMPRESSED};
+/// assert_eq!(MAX_DECOMPRESSED, 64 << 20);
+/// // A compressed term that declares 2 GB, in 14 bytes: refused before anything is made.
+/// let bomb = [131, 80, 0x7f, 0xff, 0xff, 0xff, 120, 156, 203, 2, 0, 0, 0, 107];
+/// assert!(matches!(term::decode(&bomb).unwrap_err().reason, DecodeReason::CompressedTooLarge { .. }));
+/// ```
 pub const MAX_DECOMPRESSED: usize = 64 << 20;
 
 /// Like [`decode`], with a compressed term allowed to decompress to `max_decompressed` bytes.

@@ -117,4 +117,11 @@ fn proper(elements: Vec<Term>) -> Term {
 /// into it. In a debug build, with 2 MiB of stack (a spawned thread's default), each of them
 /// reaches at least 1176 levels (`clone` of nested maps, then this decoder's 1265); at 512,
 /// a thread has more than half its stack left for its own frames.
+///
+/// ```
+/// use beamport::term::{self, DecodeReason, MAX_DEPTH};
+/// let nested = |n: usize| [vec![131], [104u8, 1].repeat(n), vec![106]].concat(); // {{…{[]}…}}
+/// assert!(term::decode(&nested(MAX_DEPTH)).is_ok());
+/// assert_eq!(term::decode(&nested(MAX_DEPTH + 1)).unwrap_err().reason, DecodeReason::TooDeep(MAX_DEPTH));
+/// ```
 pub const MAX_DEPTH: usize = 512;

@@ -32,6 +32,13 @@ pub struct ParseError {
 }
 
 /// Why a line is not a term (see [`ParseError`]).
+///
+/// ```
+/// use beamport::term::{self, ParseReason};
+/// assert_eq!(term::parse("<<300>>").unwrap_err().reason, ParseReason::Segment { value: "300".into(), bits: 8 });
+/// assert_eq!(term::parse("[1 2]").unwrap_err().reason, ParseReason::Unexpected { found: '2', expected: "',', '|' or ']'" });
+/// assert_eq!(term::parse("{a").unwrap_err().reason, ParseReason::End { expected: "',' or '}'" });
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ParseReason {
@@ -626,6 +633,13 @@ pub fn iex(term: &Term) -> Iex<'_> {
 }
 
 /// A term that prints as iex prints it; see [`iex`].
+///
+/// ```
+/// use beamport::term::{self, Iex};
+/// let t = term::parse("{error, enoent}").unwrap();
+/// assert_eq!(format!("{}", Iex(&t)), "{:error, :enoent}");
+/// assert_eq!(format!("{:?}", term::iex(&t)), "{:error, :enoent}");
+/// ```
 #[derive(Clone, Copy)]
 pub struct Iex<'a>(pub &'a Term);
 
