@@ -20,6 +20,14 @@ impl Out {
     fn lines(&self) -> Vec<String> {
         self.stdout.lines().map(normalize).collect()
     }
+
+    /// The data of every `{:data, "…"}` line, joined, as printed (escapes and all).
+    fn data(&self) -> String {
+        self.lines()
+            .iter()
+            .filter_map(|l| l.strip_prefix(r#"{#Port<0.N>, {:data, ""#)?.strip_suffix(r#""}}"#).map(str::to_string))
+            .collect()
+    }
 }
 
 /// `#Port<0.17>` → `#Port<0.N>`.
@@ -114,36 +122,39 @@ fn open_finds_prog_on_path() {
     assert_eq!(out.code, 0);
 }
 
+/// A program that does not exist: 127, as the shell gives.
 #[test]
 fn open_missing_executable_is_enoent() {
     let out = beamport(&["open", "--", "/nonexistent/beamport-prog"], b"");
-    assert_eq!(out.code, 2);
+    assert_eq!(out.code, 127);
     assert!(out.stderr.contains("enoent") && out.stderr.contains("/nonexistent/beamport-prog"), "{}", out.stderr);
     assert_eq!(out.stdout, "");
 
     let out = beamport(&["open", "--", "no-such-beamport-prog"], b"");
-    assert_eq!(out.code, 2);
+    assert_eq!(out.code, 127);
     assert!(out.stderr.contains("enoent") && out.stderr.contains("no-such-beamport-prog"), "{}", out.stderr);
 }
 
+/// A program that cannot be run: 126, as the shell gives.
 #[test]
 fn open_non_executable_is_eacces() {
     let path = temp_path("noexec");
     let _cleanup = Cleanup(path.clone());
     std::fs::write(&path, "#!/bin/sh\necho never\n").unwrap();
     let out = beamport(&["open", "--", path.to_str().unwrap()], b"");
-    assert_eq!(out.code, 2);
+    assert_eq!(out.code, 126);
     assert!(out.stderr.contains("eacces") && out.stderr.contains(path.to_str().unwrap()), "{}", out.stderr);
 }
 
+/// A port that cannot be opened for another reason: 125, as `env` gives.
 #[test]
 fn open_unknown_option_is_badarg() {
     let out = beamport(&["open", "--opt", "{:bogus, 1}", "--", "/bin/cat"], b"");
-    assert_eq!(out.code, 2);
+    assert_eq!(out.code, 125);
     assert!(out.stderr.contains("badarg") && out.stderr.contains(":bogus"), "{}", out.stderr);
 
     let out = beamport(&["open", "--packet", "3", "--", "/bin/cat"], b"");
-    assert_eq!(out.code, 2);
+    assert_eq!(out.code, 125);
     assert!(out.stderr.contains("badarg") && out.stderr.contains("packet"), "{}", out.stderr);
 }
 
@@ -212,12 +223,7 @@ fn open_env_and_cd() {
         b"",
     );
     assert_eq!(out.code, 0, "{}", out.stderr);
-    let data: String = out
-        .lines()
-        .iter()
-        .filter_map(|l| l.strip_prefix(r#"{#Port<0.N>, {:data, ""#)?.strip_suffix(r#""}}"#).map(str::to_string))
-        .collect();
-    assert_eq!(data, format!("bar baz|unset|{}", dir.display()));
+    assert_eq!(out.data(), format!("bar baz|unset|{}", dir.display()));
 }
 
 #[test]
@@ -254,4 +260,79 @@ fn tour_runs_every_example() {
     }
     assert!(!out.stdout.contains("MISMATCH"), "{}", out.stdout);
     assert_eq!(out.code, 0, "{}", out.stdout);
+}
+
+/// With `--exit-status`, `beamport open` exits with the program's own status: its exit code,
+/// or 128 + N when signal N ended it.
+#[test]
+fn open_exit_status_is_the_programs() {
+    let out = beamport(&["open", "--exit-status", "--", "false"], b"");
+    assert_eq!(out.lines(), ["{#Port<0.N>, {:exit_status, 1}}", "{:EXIT, #Port<0.N>, :normal}"]);
+    assert_eq!(out.code, 1);
+
+    let out = beamport(&["open", "--exit-status", "--spawn", "exit 0; echo never"], b"");
+    assert_eq!(out.code, 127, "`exec exit 0` is not a command: {}", out.stderr);
+
+    let out = beamport(&["open", "--exit-status", "--spawn", "kill -TERM $$"], b"");
+    assert_eq!(out.lines(), ["{#Port<0.N>, {:exit_status, 143}}", "{:EXIT, #Port<0.N>, :normal}"]);
+    assert_eq!(out.code, 143);
+
+    // Without `--exit-status` the status is not known: the port's own end decides.
+    let out = beamport(&["open", "--", "false"], b"");
+    assert_eq!(out.lines(), ["{:EXIT, #Port<0.N>, :normal}"]);
+    assert_eq!(out.code, 0);
+}
+
+/// A directory as PROG: where it passes the access check (as root) the port opens and
+/// `execve` fails with EACCES, status 13, as on the VM; where the check refuses it, the port
+/// does not open (`eacces`, 126).
+#[test]
+fn open_a_directory() {
+    let out = beamport(&["open", "--exit-status", "--", "/tmp"], b"");
+    if out.stdout.is_empty() {
+        assert_eq!(out.code, 126);
+        assert!(out.stderr.contains("eacces") && out.stderr.contains("/tmp"), "{}", out.stderr);
+    } else {
+        assert_eq!(out.lines(), ["{#Port<0.N>, {:exit_status, 13}}", "{:EXIT, #Port<0.N>, :normal}"]);
+        assert_eq!(out.code, 13);
+    }
+}
+
+/// A `--cd` that does not exist: the program does not run; the child says so on the host's
+/// stderr and exits with ENOENT (2), as on the VM, whichever process forks it.
+#[test]
+fn open_bad_cd() {
+    for no_direct in ["0", "1"] {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_beamport"));
+        cmd.args(["open", "--exit-status", "--stderr-to-stdout", "--cd", "/nonexistent_dir", "--", "/bin/pwd"]);
+        if no_direct == "1" {
+            cmd.env("BEAMPORT_NO_DIRECT", "1");
+        }
+        let out = cmd.stdin(Stdio::null()).output().expect("run beamport");
+        let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        let lines: Vec<String> = stdout.lines().map(normalize).collect();
+        assert_eq!(lines, ["{#Port<0.N>, {:exit_status, 2}}", "{:EXIT, #Port<0.N>, :normal}"], "{stderr}");
+        assert_eq!(stderr, "spawn: Could not cd to /nonexistent_dir\r\n", "BEAMPORT_NO_DIRECT={no_direct}");
+        assert_eq!(out.status.code(), Some(2), "BEAMPORT_NO_DIRECT={no_direct}");
+    }
+}
+
+/// Without `--stderr-to-stdout`, what the program writes on stderr is not data: it goes to
+/// `beamport open`'s own stderr.
+#[test]
+fn open_stderr_stays_the_hosts() {
+    let out = beamport(&["open", "--spawn", "sh -c 'echo err >&2; echo out'"], b"");
+    assert_eq!(out.lines(), [r#"{#Port<0.N>, {:data, "out\n"}}"#, "{:EXIT, #Port<0.N>, :normal}"]);
+    assert_eq!(out.stderr, "err\n");
+}
+
+/// `{:spawn, "a; b"}` runs only `a`, as OTP does (`sh -c "exec a; b"`); the README and
+/// `Name::spawn` say so.
+#[test]
+fn open_spawn_runs_only_the_first_command() {
+    let out = beamport(&["open", "--spawn", "echo a; echo b"], b"");
+    assert_eq!(out.lines(), [r#"{#Port<0.N>, {:data, "a\n"}}"#, "{:EXIT, #Port<0.N>, :normal}"]);
+    let out = beamport(&["open", "--spawn", "sh -c 'echo a; echo b'"], b"");
+    assert_eq!(out.data(), "a\\nb\\n", "{}", out.stdout); // in one message or two
+    assert_eq!(out.lines().last().map(String::as_str), Some("{:EXIT, #Port<0.N>, :normal}"));
 }

@@ -21,7 +21,7 @@ use common::{children_with_zombies, os_pid_alive, port_processes, recv_match, wa
 const DEADLINE: Duration = Duration::from_secs(10);
 
 fn direct() -> bool {
-    beamport::doctor::report().expect("the launcher starts").direct_spawn.is_ok()
+    beamport::doctor::report().expect("the launcher starts").opener_forks.is_ok()
 }
 
 /// One test at a time, once every program an earlier one left has been reaped: the next

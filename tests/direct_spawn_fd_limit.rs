@@ -9,7 +9,7 @@ use beamport::{process, Message, Name, Opt, Port, PortMsg};
 #[test]
 fn one_fd_short_of_a_pidfd_the_launcher_forks_instead() {
     let report = beamport::doctor::report().expect("the launcher starts");
-    if let Err(why) = report.direct_spawn {
+    if let Err(why) = report.opener_forks {
         eprintln!("the host does not fork here ({why}): nothing to fall back from");
         return;
     }

@@ -75,11 +75,11 @@ fn h_erl_gets_data_and_exit_status() {
 }
 
 #[test]
-fn h_erl_halts_with_the_seeds_sleep() {
+fn h_erl_halts_with_a_sleep_under_beamport_run() {
     let Some(erl) = erl() else { return };
     let tree = Tree::new("erl-sleep");
-    // The example: ["run", "--", "/bin/sleep", "1000"], marked through `env`, and the
-    // default grace (5 s).
+    // The tour's wrapper example: ["run", "--", "/bin/sleep", "1000"], marked through
+    // `env`, and the default grace (5 s).
     let argv = vec![
         "/usr/bin/env".into(),
         format!("{}={}", helpers::MARK_VAR, tree.marker),

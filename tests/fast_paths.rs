@@ -1,4 +1,4 @@
-//! The two fast paths of issue 7 and the rules that keep them invisible:
+//! beamport's two fast paths and the rules that keep them invisible:
 //!
 //! - `Port::open` returns before the launcher has forked (as OTP's `open_port` does with
 //!   its forker): the pid, signals, `close` and EOF all wait for the launcher's answer.
@@ -112,7 +112,7 @@ fn a_lent_ports_exit_reaches_a_linked_process_without_the_owner_receiving() {
     let (tx, rx) = std::sync::mpsc::channel();
     process::spawn(move |p| {
         p.trap_exit(true);
-        process::link(watcher.clone());
+        process::link(watcher.clone()).unwrap();
         let _ = tx.send(());
         let msg = p.receive_timeout(DEADLINE).unwrap();
         let _ = tx.send(());

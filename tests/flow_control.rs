@@ -5,7 +5,7 @@
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use beamport::{process, CommandFlags, Item, ItemValue, Message, Name, Opt, Port, PortMsg};
+use beamport::{process, CommandFlags, Item, ItemValue, Message, Name, Opt, Port, PortMsg, Reason};
 
 const DEADLINE: Duration = Duration::from_secs(10);
 
@@ -176,4 +176,112 @@ fn unbounded_read_window_reads_everything_eagerly() {
     assert!(m.port() == Some(&port));
     let n: usize = me.flush().unwrap().iter().filter_map(|m| m.data()).map(|d| d.bytes().len()).sum();
     assert_eq!(n, total);
+}
+
+/// The host's resident memory, from `/proc/self/status`.
+fn rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).expect("VmRSS in /proc/self/status");
+    let kib: u64 = line.split_whitespace().nth(1).and_then(|n| n.parse().ok()).expect("VmRSS in kB");
+    kib * 1024
+}
+
+fn port_memory(port: &Port) -> Option<u64> {
+    match port.info_item(Item::Memory) {
+        Some(ItemValue::Int(n)) => Some(n),
+        None => None,
+        other => panic!("memory: {other:?}"),
+    }
+}
+
+/// A `{:packet, 4}` header that claims 2 GiB, followed by an endless body: the port ends
+/// with `:emsgsize` as soon as the header is read (the default `{:packet_size, _}` is
+/// 64 MiB), and neither the port nor the host buffers the body meanwhile.
+#[test]
+fn a_packet_header_over_the_packet_size_ends_the_port_with_emsgsize() {
+    let me = process::current();
+    me.trap_exit(true);
+    let rss_before = rss_bytes();
+    let port = Port::open(
+        Name::spawn(r#"sh -c "printf '\177\377\377\377'; exec cat /dev/zero""#),
+        [Opt::Binary, Opt::Packet(4)],
+    )
+    .unwrap();
+    let end = Instant::now() + DEADLINE;
+    let exit = loop {
+        match me.receive_timeout(Duration::from_millis(5)).unwrap() {
+            Some(m) => break m,
+            None => {
+                // The host's memory, not the port's: a port reading a packet holds its lock.
+                let grown = rss_bytes().saturating_sub(rss_before);
+                assert!(grown < 256 << 20, "the host buffers a packet its header claims: {grown} bytes more");
+                assert!(Instant::now() < end, "the port still reads its program's endless packet");
+            }
+        }
+    };
+    assert!(matches!(&exit, Message::Exit(_, why) if *why == Reason::atom("emsgsize")), "{exit:?}");
+    assert_eq!(port_memory(&port), None, "the port is gone");
+    me.trap_exit(false);
+}
+
+/// Empty packets (`{:packet, 4}` reading `/dev/zero`: a zero-length header after another)
+/// and empty lines (`yes ''` in `{:line, 80}`) cost the host a message each; they count
+/// against the read window like data, so an owner that takes nothing stops the reading at a
+/// window's worth of messages: 64 KiB of 56-byte messages.
+#[test]
+fn empty_packets_and_lines_count_against_the_read_window() {
+    for (program, framing) in [("cat /dev/zero", Opt::Packet(4)), ("yes ''", Opt::Line(80))] {
+        let queued = messages_when_reading_stops(program, framing.clone());
+        assert!(queued <= 64 * 1024 / 56 + 1, "{program}, {framing:?}: {queued} messages wait");
+    }
+}
+
+/// How many messages wait in the mailbox of an owner that takes none when its port stops
+/// reading `program`, and that the port ends with the owner.
+fn messages_when_reading_stops(program: &'static str, framing: Opt) -> usize {
+    // The owner is a process of its own that takes nothing and waits on a channel, not on
+    // its mailbox; dropping `stop` (also when this test fails) ends it, and its port.
+    let (tx, rx) = mpsc::channel();
+    let (stop, stopped) = mpsc::channel::<()>();
+    process::spawn(move |me| {
+        let opts = [Opt::Binary, framing, Opt::ReadWindow(Some(64 * 1024))];
+        let port = Port::open(Name::spawn(program), opts).unwrap();
+        tx.send((me.clone(), port)).unwrap();
+        let _ = stopped.recv();
+    });
+    let (owner, port) = rx.recv_timeout(DEADLINE).unwrap();
+    let mut last = 0;
+    let mut stable = 0;
+    wait_until("reading to stop", || {
+        let queued = owner.message_queue_len();
+        assert!(queued < 1_000_000, "{queued} empty frames wait in the mailbox, and reading goes on");
+        stable = if queued == last && queued > 0 { stable + 1 } else { 0 };
+        last = queued;
+        stable >= 50
+    });
+    let r = process::monitor(&port);
+    drop(stop);
+    let me = process::current();
+    let down = me.receive_timeout(DEADLINE).unwrap().expect("the port ends with its owner");
+    assert!(matches!(down, Message::Down(r2, ..) if r2 == r), "{down:?}");
+    last
+}
+
+/// A packet within `{:packet_size, n}` is buffered as it arrives, in a buffer that grows by
+/// doubling: half of an 8 MiB packet holds at least what has arrived, and never more than
+/// twice the packet and a read (about 10 MiB here: 4 MiB doubled, and a read).
+#[test]
+fn a_partial_packet_is_held_within_twice_the_packet_size() {
+    let program = r#"sh -c "printf '\0\200\0\0'; head -c 4194304 /dev/zero; exec cat""#;
+    let opts = [Opt::Binary, Opt::Packet(4), Opt::PacketSize(Some(8 << 20))];
+    let port = Port::open(Name::spawn(program), opts).unwrap();
+    let input = || match port.info_item(Item::Input) {
+        Some(ItemValue::Int(n)) => n,
+        other => panic!("{other:?}"),
+    };
+    wait_until("half the packet", || input() == 4 + (4 << 20));
+    let held = port_memory(&port).unwrap();
+    assert!(held >= 4 << 20, "the half packet is held: {held}");
+    assert!(held <= 2 * ((8 << 20) + (1 << 20)), "{held} bytes held for a packet of 8 MiB");
+    port.close().unwrap();
 }

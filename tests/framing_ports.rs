@@ -87,7 +87,8 @@ fn until_exit_with_trap(me: &Process, port: &Port) -> Vec<String> {
 #[test]
 fn a_truncated_packet_at_eof_is_discarded_as_otp_does() {
     let me = process::current();
-    // OTP E10: \0\3abc\0\1d\0 → "abc", "d", then the half header is dropped.
+    // As on the VM: \0\3abc\0\1d\0 → "abc", "d", then the half header is dropped
+    // (docs/otp-semantics.md#packet-framing).
     let port =
         Port::open(Name::spawn(r"printf '\000\003abc\000\001d\000'"), [Opt::Binary, Opt::Packet(2), Opt::ExitStatus])
             .unwrap();
@@ -241,4 +242,23 @@ fn the_echo_program_echoes_big_packets_both_ways() {
         assert_eq!(recv(&me).data().unwrap().bytes().as_ref(), &payload[..]);
     }
     port.close().unwrap();
+}
+
+/// `{:packet_size, n}`: a packet of n bytes passes, and a header announcing n + 1 ends the
+/// port with `:emsgsize` after the packets before it, as gen_tcp's socket does.
+#[test]
+fn packet_size_lets_its_size_through_and_ends_the_port_past_it() {
+    let me = process::current();
+    me.trap_exit(true);
+    let program = r#"sh -c "printf '\0\0\4\0'; head -c 1024 /dev/zero; printf '\0\0\4\1'; exec cat /dev/zero""#;
+    let opts = [Opt::Binary, Opt::Packet(4), "{:packet_size, 1024}".parse().unwrap()];
+    let port = Port::open(Name::spawn(program), opts).unwrap();
+    let first = recv(&me);
+    assert_eq!(first.data().expect("the 1024-byte packet").bytes().len(), 1024);
+    assert_eq!(until_exit(&me, &port), ["{:EXIT, P, :emsgsize}"]);
+    me.trap_exit(false);
+
+    let e = Port::open(Name::spawn("cat"), [Opt::Packet(4), Opt::PacketSize(Some(0))]).unwrap_err();
+    assert_eq!(e.otp_name(), "badarg");
+    assert_eq!("{:packet_size, :infinity}".parse::<Opt>().unwrap(), Opt::PacketSize(None));
 }

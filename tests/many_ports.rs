@@ -1,6 +1,10 @@
 //! 15,000 concurrent `cat` ports under `ulimit -n 20000`: one fd per port in the host.
 //! Its own test binary, so that nothing else shares its fd budget.
+//!
+//! It takes half a minute or more, so it says on the terminal what it is waiting for: the
+//! lines go to stderr directly, past the test harness's capture.
 
+use std::io::Write;
 use std::time::Duration;
 
 use beamport::{process, Message, Name, Opt, Port, PortMsg};
@@ -15,12 +19,17 @@ fn fifteen_thousand_cat_ports_open_echo_and_close() {
     }
     let me = process::current();
     let mut ports = Vec::with_capacity(N);
+    progress(&format!("opening {N} `cat` ports"));
     for i in 0..N {
         match Port::open(Name::spawn("cat"), [Opt::Binary]) {
             Ok(p) => ports.push(p),
             Err(e) => panic!("port {i} failed: {e} ({})", e.otp_name()),
         }
+        if (i + 1) % 5_000 == 0 && i + 1 < N {
+            progress(&format!("{} ports open", i + 1));
+        }
     }
+    progress(&format!("{N} ports open; waiting for each one's echo"));
     for (i, p) in ports.iter().enumerate() {
         p.command(format!("{i:016}")).unwrap();
     }
@@ -39,8 +48,14 @@ fn fifteen_thousand_cat_ports_open_echo_and_close() {
     for (i, e) in echoed.iter().enumerate() {
         assert_eq!(e, format!("{i:016}").as_bytes());
     }
+    progress("every port echoed; closing them");
     for p in &ports {
         p.close().unwrap();
     }
     assert!(Port::list().is_empty());
+}
+
+/// One line on the terminal while the test runs (`eprintln!` would be captured until it ends).
+fn progress(what: &str) {
+    let _ = writeln!(std::io::stderr(), "    many_ports: {what}…");
 }

@@ -65,6 +65,7 @@ fn host_case(end: End, tier: Tier) {
         End::Panic => {
             host.tell("panic");
             assert_eq!(host.guard.wait().code(), Some(101), "{case}");
+            assert!(host.stderr.shows("the host panics, as asked"), "{case}: stderr {:?}", host.stderr.text());
         }
         End::Abort => {
             host.tell("abort");
@@ -267,9 +268,17 @@ fn run_ends_what_prog_left_in_its_group() {
 
 /// Runs `beamport run -- ARGS` with `input` on stdin; its exit code and stdout.
 fn run_with_input(args: &[&str], input: &[u8]) -> (Option<i32>, Vec<u8>) {
+    let (code, out, err) = run_with_input_and_stderr(args, input);
+    eprint!("{err}"); // into the test's captured output, shown if it fails
+    (code, out)
+}
+
+/// The same, with what `beamport run` and PROG wrote on stderr.
+fn run_with_input_and_stderr(args: &[&str], input: &[u8]) -> (Option<i32>, Vec<u8>, String) {
     let mut cmd = Command::new(helpers::beamport());
-    cmd.arg("run").arg("--").args(args).stdin(Stdio::piped()).stdout(Stdio::piped());
+    cmd.arg("run").arg("--").args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut g = Guard { child: cmd.spawn().unwrap() };
+    let err = helpers::StderrLog::capture(&mut g.child);
     let mut stdin = g.stdin();
     let input = input.to_vec();
     let writer = std::thread::spawn(move || {
@@ -278,7 +287,8 @@ fn run_with_input(args: &[&str], input: &[u8]) -> (Option<i32>, Vec<u8>) {
     let mut out = Vec::new();
     g.stdout().read_to_end(&mut out).unwrap();
     writer.join().unwrap();
-    (g.wait().code(), out)
+    let code = g.wait().code();
+    (code, out, err.until_eof())
 }
 
 #[test]
@@ -303,11 +313,15 @@ fn run_passes_data_through() {
 
 #[test]
 fn run_reports_a_missing_program() {
-    assert_eq!(run_with_input(&["no-such-program-beamport"], b"").0, Some(127));
-    assert_eq!(run_with_input(&["/no/such/program"], b"").0, Some(127));
+    let (code, _, err) = run_with_input_and_stderr(&["no-such-program-beamport"], b"");
+    assert_eq!(code, Some(127));
+    assert_eq!(err, "beamport run: no-such-program-beamport: command not found\n");
+    let (code, _, err) = run_with_input_and_stderr(&["/no/such/program"], b"");
+    assert_eq!(code, Some(127));
+    assert_eq!(err, "beamport run: enoent: /no/such/program: no such file\n");
 }
 
-// ---- beamport open (the example) ----------------------------------------------------
+// ---- beamport open: a port's program and its descendants -------------------------------------
 
 #[test]
 fn open_sigkilled_leaves_no_sleep() {

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use beamport::process::{self, Exited, Pid};
+use beamport::process::{self, DemonitorOpts, Exited, Pid};
 use beamport::{Id, Message, Name, OpenError, Port, Reason};
 use common::*;
 
@@ -118,13 +118,13 @@ fn link_and_unlink() {
     let me = process::current();
     me.trap_exit(true);
     let a = spawn_forwarder(false);
-    process::link(a);
+    process::link(a).unwrap();
     process::send(a, ExitWith(Reason::atom("linked")));
     assert_eq!(recv_match(&me, |m| matches!(m, Message::Exit(..))).port(), None);
     assert_eq!(recv_report(&me), Report::Exited(Reason::atom("linked")));
 
     let b = spawn_forwarder(false);
-    process::link(b);
+    process::link(b).unwrap();
     process::unlink(b);
     process::send(b, ExitWith(Reason::atom("unlinked")));
     assert_eq!(recv_report(&me), Report::Exited(Reason::atom("unlinked")));
@@ -137,25 +137,32 @@ fn links_are_bidirectional() {
     let me = process::current();
     let target = spawn_forwarder(false);
     let r = process::monitor(target);
-    let linker = spawn_forwarder_with(false, move |_| process::link(target));
+    let linker = spawn_forwarder_with(false, move |_| process::link(target).unwrap());
     process::send(linker, ExitWith(Reason::atom("both_ways")));
     assert_eq!(recv_down(&me, r), Reason::atom("both_ways"));
 }
 
-/// Linking to a dead process: a trapping caller gets `{:EXIT, pid, :noproc}`; a
-/// non-trapping one dies with `:noproc`.
+/// Linking to a dead process, as `link/1` on OTP 25: a trapping caller gets `true` and
+/// `{:EXIT, pid, :noproc}`; a non-trapping one gets `noproc` raised (`Err`) and lives on,
+/// with no message.
 #[test]
 fn link_to_a_dead_process() {
     let me = process::current();
     me.trap_exit(true);
     let dead = dead_pid();
-    process::link(dead);
+    assert_eq!(format!("{:?}", process::link(dead)), "Ok(())");
     assert_eq!(recv_dbg(&me), exit_msg(dead, ":noproc"));
 
     let victim = spawn_forwarder(false);
     let r = process::monitor(victim);
-    process::send(victim, Job(Box::new(move |_| process::link(dead))));
-    assert_eq!(recv_down(&me, r), Reason::Noproc);
+    let parent = me.pid();
+    let job = move |_: &process::Process| process::send(parent, Report::Msg(format!("{:?}", process::link(dead))));
+    process::send(victim, Job(Box::new(job)));
+    assert_eq!(recv_report(&me), Report::Msg(format!("Err(Noproc({dead:?}))")));
+    no_more_reports(&me, QUIET);
+    assert!(victim.is_alive(), "the caller lives on");
+    process::send(victim, Stop);
+    assert_eq!(recv_down(&me, r), Reason::Normal);
 }
 
 #[test]
@@ -189,7 +196,7 @@ fn exit_signal_kill() {
     let me = process::current();
     me.trap_exit(true);
     let trapper = spawn_forwarder(true);
-    process::link(trapper);
+    process::link(trapper).unwrap();
     let r = process::monitor(trapper);
     process::exit(trapper, Reason::Kill);
     assert_eq!(recv_report(&me), Report::Exited(Reason::Killed));
@@ -202,7 +209,7 @@ fn exit_signal_kill() {
 fn killed_through_a_link_is_trappable() {
     let me = process::current();
     let trapper = spawn_forwarder(true);
-    let victim = spawn_forwarder_with(false, move |_| process::link(trapper));
+    let victim = spawn_forwarder_with(false, move |_| process::link(trapper).unwrap());
     let r = process::monitor(victim);
     process::exit(victim, Reason::Kill);
     assert_eq!(recv_down(&me, r), Reason::Killed);
@@ -221,7 +228,7 @@ fn exit_self_kill_is_kill_for_links_and_monitors() {
     let me = process::current();
     me.trap_exit(true);
     let p = spawn_forwarder(false);
-    process::link(p);
+    process::link(p).unwrap();
     let r = process::monitor(p);
     process::send(p, ExitWith(Reason::Kill));
     assert_eq!(recv_report(&me), Report::Exited(Reason::Kill));
@@ -235,7 +242,7 @@ fn exit_self_kill_is_kill_for_links_and_monitors() {
 
     // A trapping linked process survives it.
     let trapper = spawn_forwarder(true);
-    let q = spawn_forwarder_with(false, move |_| process::link(trapper));
+    let q = spawn_forwarder_with(false, move |_| process::link(trapper).unwrap());
     process::send(q, ExitWith(Reason::Kill));
     assert_reports(&me, [Report::Exited(Reason::Kill), Report::Msg(exit_msg(q, ":kill"))]);
     assert!(trapper.is_alive());
@@ -505,4 +512,25 @@ fn debug_forms() {
         assert_eq!(format!("{r:?}"), s);
         assert_eq!(Reason::atom(&s[1..]), r);
     }
+}
+
+/// `demonitor(ref, [:info])` and `[:flush, :info]` as on OTP 25: `true` for a monitor that
+/// had not fired; `false` once its `DOWN` is in the mailbox, which `:flush` removes and plain
+/// `demonitor` leaves.
+#[test]
+fn demonitor_with_info_and_flush() {
+    let me = process::current();
+    let p = spawn_forwarder(false);
+    let info = DemonitorOpts { flush: false, info: true };
+    let flush_info = DemonitorOpts { flush: true, info: true };
+    let active = process::monitor(p);
+    assert!(process::demonitor_with(active, info));
+    let (kept, flushed) = (process::monitor(p), process::monitor(p));
+    process::send(p, Stop);
+    assert_eq!(recv_down(&me, kept), Reason::Normal);
+    assert!(!process::demonitor_with(kept, info));
+    assert!(wait_until(DEADLINE, || me.message_queue_len() == 1));
+    assert!(!process::demonitor_with(flushed, flush_info));
+    assert!(!process::demonitor_with(flushed, flush_info), "unknown by now");
+    no_more_messages(&me, QUIET);
 }

@@ -9,7 +9,7 @@ use beamport::{process, set_spawning, Message, Name, Opt, Port, PortMsg, Spawnin
 #[test]
 fn the_launcher_forks_every_program_once_chosen_and_the_choice_then_stays() {
     // Before the first port: chosen, and chosen again.
-    set_spawning(Spawning::Direct).unwrap();
+    set_spawning(Spawning::Opener).unwrap();
     set_spawning(Spawning::Launcher).unwrap();
     let me = process::current();
     let port = Port::open(Name::spawn("sh -c 'sleep 0.1; exit 5'"), [Opt::ExitStatus]).unwrap();
@@ -24,10 +24,10 @@ fn the_launcher_forks_every_program_once_chosen_and_the_choice_then_stays() {
     assert_eq!(r, -1, "the program is the host's child");
     let msg = common::recv_match(&me, |m| matches!(m, Message::Port(p, PortMsg::ExitStatus(_)) if *p == port));
     assert_eq!(format!("{msg:?}"), format!("{{{port:?}, {{:exit_status, 5}}}}"));
-    let why = beamport::doctor::report().unwrap().direct_spawn.unwrap_err();
+    let why = beamport::doctor::report().unwrap().opener_forks.unwrap_err();
     assert!(why.contains("set_spawning"), "{why}");
     // Too late now: the error says so, and what stays.
-    let late = set_spawning(Spawning::Direct).unwrap_err();
+    let late = set_spawning(Spawning::Opener).unwrap_err();
     assert_eq!(late.current, Spawning::Launcher);
     assert!(late.to_string().contains("before the first port opens"), "{late}");
 }

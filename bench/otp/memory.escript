@@ -3,7 +3,7 @@
 %% beamport bench, the Erlang VM side of `memory_per_port`:
 %%   escript memory.escript ROUNDS PORTS
 %% erlang:memory(total) before and after opening PORTS /bin/cat ports, divided by PORTS:
-%% the VM's own memory per open port (the figure quoted in beamport's issue). Per round.
+%% the VM's own memory per open port (the figure beamport's memory target is set against). Per round.
 -mode(compile).
 
 main([Rounds, Ports]) ->

@@ -4,8 +4,7 @@
 //! `--packet N`, where each line is one framed packet). When stdin ends, the port's input is
 //! half-closed and the output is still printed until the port ends. Every message the owner
 //! gets is printed on its own line, in iex format; the owner traps exits, so the last line is
-//! `{:EXIT, #Port<0.N>, reason}`. Exit status: 0 if that reason is `:normal`, 1 otherwise,
-//! 2 if the port could not be opened.
+//! `{:EXIT, #Port<0.N>, reason}`. The exit status is [`EXIT_STATUS_HELP`]'s.
 //!
 //! With `--term`, each stdin line is a term in Erlang syntax (`{ok, [1, 2, 3]}`), sent as
 //! `term_to_binary` would encode it, and each packet the program sends is printed as the
@@ -19,15 +18,27 @@ use std::time::Duration;
 
 use beamport::{find_executable, process, term, Message, Name, OpenError, Opt, Port, PortError, PortMsg};
 
+/// How `beamport open` chooses its exit status (its `--help` and the README say the same).
+const EXIT_STATUS_HELP: &str = "\
+Exit status:
+  with --exit-status, the program's status when it is not 0: its exit code, or 128+N
+    if signal N ended it;
+  else 0 if the port ended with :normal, 1 if it ended with any other reason (without
+    --exit-status the program's status is not known: `beamport open -- false` exits 0);
+  127 if PROG does not exist (enoent), 126 if it cannot be executed (eacces), 125 if the
+    port could not be opened for another reason (badarg, emfile…), as `env` reports them;
+  2 if the command line does not parse.";
+
 /// Arguments of `beamport open`.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Each stdin line is one command; when stdin ends the port's input is half-closed.\n\
-Every message the owner gets is printed in iex format; the last is {:EXIT, #Port<0.N>, reason}.\n\
-Exit status: 0 if that reason is :normal, 1 otherwise, 2 if the port could not be opened.\n\n\
+#[command(after_help = format!("Each stdin line is one command; when stdin ends the port's input is half-closed.\n\
+Every message the owner gets is printed in iex format; the last is {{:EXIT, #Port<0.N>, reason}}.\n\
+{{:spawn, \"a; b\"}} runs only a, as in OTP (sh -c \"exec a; b\"); use --spawn \"sh -c 'a; b'\".\n\
 With --term, each stdin line is a term in Erlang syntax and each packet prints as a term.\n\n\
+{EXIT_STATUS_HELP}\n\n\
 Examples:\n  printf 'hello\\n' | beamport open --exit-status -- /bin/cat\n  \
 beamport open --spawn 'echo oops'\n  printf 'a\\nbb\\n' | beamport open --packet 4 -- cat\n  \
-echo '{ok, [1, 2, 3], <<\"bin\">>, #{a => 1}}' | beamport open --term -- cat")]
+echo '{{ok, [1, 2, 3], <<\"bin\">>, #{{a => 1}}}}' | beamport open --term -- cat"))]
 pub struct Args {
     /// Boxed, so that `cli::Command` stays small.
     #[command(flatten)]
@@ -37,7 +48,8 @@ pub struct Args {
 /// The port to open: name and options.
 #[derive(Debug, clap::Args)]
 struct Spec {
-    /// Run CMD through the shell: `{:spawn, CMD}` (instead of `-- PROG ARGS…`).
+    /// Run CMD through the shell: `{:spawn, CMD}` (instead of `-- PROG ARGS…`). As in OTP,
+    /// the shell runs `exec CMD`, so `a; b` runs only `a`.
     #[arg(long, value_name = "CMD", conflicts_with = "command")]
     spawn: Option<String>,
     /// Data as binaries (the default).
@@ -124,6 +136,7 @@ pub fn run(args: Args) -> i32 {
 
     let mut stdout = std::io::stdout().lock();
     let (mut stdin_ended, mut eof_seen) = (false, false);
+    let mut status = None;
     loop {
         let msg = match me.receive() {
             Ok(m) => m,
@@ -149,8 +162,9 @@ pub fn run(args: Args) -> i32 {
                 let _ = writeln!(stdout, "{text}").and_then(|()| stdout.flush());
                 match m {
                     Message::Port(p, PortMsg::Eof) if *p == port => eof_seen = true,
+                    Message::Port(p, PortMsg::ExitStatus(s)) if *p == port => status = Some(s.code()),
                     Message::Exit(_, reason) if m.port() == Some(&port) => {
-                        return if reason.is_normal() { 0 } else { 1 };
+                        return exit_code(status, reason.is_normal());
                     }
                     _ => {}
                 }
@@ -160,6 +174,17 @@ pub fn run(args: Args) -> i32 {
             eof_seen = false;
             let _ = port.close();
         }
+    }
+}
+
+/// The exit status of `beamport open` once the port has ended (see [`EXIT_STATUS_HELP`]):
+/// the program's status if one came and it is not 0; else 0 for a `:normal` end, 1 for any
+/// other.
+fn exit_code(status: Option<i32>, normal: bool) -> i32 {
+    match status {
+        Some(code) if code != 0 => code,
+        _ if normal => 0,
+        _ => 1,
     }
 }
 
@@ -301,7 +326,8 @@ fn badarg(what: impl Into<String>) -> OpenError {
     OpenError::Badarg { what: what.into() }
 }
 
-/// Prints why the port could not be opened, with OTP's name for it; exit status 2.
+/// Prints why the port could not be opened, with OTP's name for it; the exit status the
+/// shell would give: 127 for a missing program, 126 for one that cannot be run, else 125.
 fn open_failed(e: &OpenError) -> i32 {
     let text = e.to_string();
     let name = e.otp_name();
@@ -310,5 +336,9 @@ fn open_failed(e: &OpenError) -> i32 {
     } else {
         eprintln!("beamport open: {name}: {text}");
     }
-    2
+    match e {
+        OpenError::Enoent { .. } => 127,
+        OpenError::Eacces { .. } => 126,
+        _ => 125,
+    }
 }

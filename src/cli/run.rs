@@ -313,7 +313,7 @@ impl Runner {
                 Ok(Event::ProgExited) => self.on_exit(),
                 Err(_) => {}
             },
-            Message::Exit(..) | Message::Down(..) => {}
+            _ => {}
         }
     }
 

@@ -4,11 +4,11 @@
 //! Every wait polls `/proc` against a deadline; none sleeps a fixed time to synchronise.
 #![allow(dead_code)] // each test binary uses its own subset
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 /// How long the tree may take to appear, or to be gone.
@@ -297,6 +297,48 @@ impl Drop for Guard {
     }
 }
 
+/// What a process under test writes on its stderr, read by a thread of its own, so that
+/// messages a test provokes on purpose (a panic, "command not found") are checked by the
+/// test instead of reaching the terminal, where they would look like failures.
+#[derive(Clone, Default)]
+pub struct StderrLog {
+    text: Arc<Mutex<Vec<u8>>>,
+    ended: Arc<AtomicBool>,
+}
+
+impl StderrLog {
+    /// Reads `child`'s piped stderr until EOF (every process holding it has closed it).
+    pub fn capture(child: &mut Child) -> StderrLog {
+        let mut err = child.stderr.take().expect("stderr is piped");
+        let log = StderrLog::default();
+        let (text, ended) = (log.text.clone(), log.ended.clone());
+        std::thread::spawn(move || {
+            let mut buf = [0; 4096];
+            while let Ok(n @ 1..) = err.read(&mut buf) {
+                text.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+            ended.store(true, Ordering::SeqCst);
+        });
+        log
+    }
+
+    /// What was read so far.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.text.lock().unwrap()).into_owned()
+    }
+
+    /// Whether `needle` has been written, waiting for it at most [`DEADLINE`].
+    pub fn shows(&self, needle: &str) -> bool {
+        wait_until(DEADLINE, || self.text().contains(needle))
+    }
+
+    /// Everything written, once EOF is read (at most [`DEADLINE`] from now).
+    pub fn until_eof(&self) -> String {
+        wait_until(DEADLINE, || self.ended.load(Ordering::SeqCst));
+        self.text()
+    }
+}
+
 /// Which no-orphan tier a host asks for: the strongest available, or one forced weaker with
 /// `BEAMPORT_NO_NAMESPACE` / `BEAMPORT_NO_CGROUP`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -326,6 +368,8 @@ impl Tier {
 pub struct Host {
     pub guard: Guard,
     pub stdin: Option<ChildStdin>,
+    /// The host's stderr (and its port programs' stderr, which is the host's).
+    pub stderr: StderrLog,
     pub launcher: i32,
     pub child: i32,
     pub tier: String,
@@ -336,9 +380,10 @@ impl Host {
     /// is open.
     pub fn start(argv: &[String], tier: Tier) -> Host {
         let mut cmd = Command::new(example("host"));
-        cmd.args(argv).env("RUST_BACKTRACE", "0");
+        cmd.args(argv).env("RUST_BACKTRACE", "0").stderr(Stdio::piped());
         tier.apply(&mut cmd);
         let mut guard = Guard::spawn(&mut cmd);
+        let stderr = StderrLog::capture(&mut guard.child);
         let stdin = guard.stdin();
         let mut out = BufReader::new(guard.stdout());
         let mut field = |name: &str| {
@@ -346,14 +391,14 @@ impl Host {
             out.read_line(&mut line).expect("read the host's stdout");
             line.trim()
                 .strip_prefix(name)
-                .unwrap_or_else(|| panic!("the host printed {line:?}, not {name:?}"))
+                .unwrap_or_else(|| panic!("the host printed {line:?}, not {name:?}; stderr: {}", stderr.text()))
                 .trim()
                 .to_owned()
         };
         let launcher = field("launcher").parse().expect("launcher pid");
         let child = field("child").parse().expect("child pid");
         let tier = field("tier");
-        Host { guard, stdin: Some(stdin), launcher, child, tier }
+        Host { guard, stdin: Some(stdin), stderr, launcher, child, tier }
     }
 
     /// Tells the host what to do: `exit`, `panic` or `abort`.
@@ -370,5 +415,15 @@ impl Host {
     /// Whether the host's launcher lives in a cgroup of its own.
     pub fn in_cgroup(&self) -> bool {
         self.tier.contains("cgroup")
+    }
+}
+
+impl Drop for Host {
+    /// Shows the host's stderr in the test's captured output (printed if the test fails).
+    fn drop(&mut self) {
+        let text = self.stderr.text();
+        if !text.is_empty() {
+            eprint!("the host's stderr:\n{text}");
+        }
     }
 }

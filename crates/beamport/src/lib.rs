@@ -26,6 +26,7 @@
 #![deny(missing_docs, missing_debug_implementations)]
 #![deny(unsafe_code)]
 
+mod driver;
 mod engine;
 pub mod framing;
 mod launcher;
@@ -38,12 +39,18 @@ mod sys;
 #[cfg(feature = "term")]
 pub mod term;
 
-pub use message::{Data, ExitStatus, Id, Message, PortMsg, Reason, Ref, UserMsg};
+pub use message::{Data, ExitStatus, Id, Message, Port, PortMsg, Reason, Ref, UserMsg};
 pub use port::{
-    find_executable, CommandFlags, Item, ItemValue, Name, OpenError, Opt, Port, PortError, PortInfo, Request,
-    DEFAULT_GRACE, DEFAULT_READ_WINDOW, DEFAULT_SPIN_WAIT,
+    find_executable, CommandFlags, Item, ItemValue, Name, OpenError, Opt, PortError, PortInfo, Request, DEFAULT_GRACE,
+    DEFAULT_PACKET_SIZE, DEFAULT_READ_WINDOW, DEFAULT_SPIN_WAIT,
 };
 pub use process::{Exited, Pid, Process};
+
+/// The launcher's main, which `sys`'s pre-`main` hook runs in a re-executed host binary: the
+/// crate root wires the two together, so that `sys` stays the bottom layer.
+pub(crate) fn run_launcher(sock: std::os::fd::OwnedFd) -> i32 {
+    launcher::server::run(sock)
+}
 pub use spawning::{set_spawning, AlreadyStarted, Spawning};
 
 /// How the no-orphan guarantee is enforced on this machine (for `beamport doctor`).
@@ -61,7 +68,7 @@ pub mod doctor {
     /// for (tier, why) in &r.refused {
     ///     println!("{tier} refused: {why}"); // stronger tiers this machine does not allow
     /// }
-    /// match &r.direct_spawn {
+    /// match &r.opener_forks {
     ///     Ok(()) => assert_eq!(r.tier, "pid-namespace"), // host threads fork into it
     ///     Err(why) => println!("every child is forked by the launcher: {why}"),
     /// }
@@ -86,7 +93,7 @@ pub mod doctor {
         /// child, as one of `posix_spawn` is: a `waitpid(-1)` of the host's own may reap it
         /// first, and its port then reports it killed (`{:exit_status, 137}`). A host that
         /// reaps any child it has calls [`crate::set_spawning`]`(Spawning::Launcher)` first.
-        pub direct_spawn: Result<(), String>,
+        pub opener_forks: Result<(), String>,
     }
 
     fn tier_name(i: crate::sys::start::Isolation) -> &'static str {
@@ -110,14 +117,14 @@ pub mod doctor {
     ///
     /// The launcher could not be started.
     pub fn report() -> std::io::Result<Report> {
-        let e = crate::engine::get()?;
+        let e = crate::port::engine()?;
         let l = &e.launcher;
         let guarantee = match l.isolation {
             crate::sys::start::Isolation::Cgroup => {
-                "every process started through a port, escapees included, is in one cgroup: the launcher kills it when the host dies, the host kills it when the launcher dies; if both die by SIGKILL at once, only the launcher's direct children die (PDEATHSIG)"
+                "every process started through a port, escapees included, is in one cgroup: the launcher kills it when the host dies, the host kills it when the launcher dies; if both die by SIGKILL at once, only the launcher's own children (not their descendants) die (PDEATHSIG)"
             }
             crate::sys::start::Isolation::Plain => {
-                "children end when the host dies (launcher ladder) or when the launcher dies (PDEATHSIG, direct children only); escapees are found through the subreaper while the launcher lives"
+                "children end when the host dies (launcher ladder) or when the launcher dies (PDEATHSIG, the launcher's own children only); escapees are found through the subreaper while the launcher lives"
             }
             _ => "every process started through a port dies when the launcher dies, even by SIGKILL (PID 1 of its namespace); the launcher dies when the host does",
         };
@@ -127,7 +134,7 @@ pub mod doctor {
             guarantee,
             refused: l.refused.iter().map(|(i, e)| (tier_name(*i), e.clone())).collect(),
             nofile_limit: l.nofile_limit,
-            direct_spawn: l.direct_refused.clone().map_or(Ok(()), Err),
+            opener_forks: l.host_fork_refused.clone().map_or(Ok(()), Err),
         })
     }
 }

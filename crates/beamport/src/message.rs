@@ -1,14 +1,121 @@
-//! What a process can find in its mailbox, and how it prints: `Debug` output reads like iex,
+//! The values every layer passes around: pids, port handles, references, exit reasons and
+//! statuses, and the messages a process finds in its mailbox. `Debug` output reads like iex,
 //! so a trace can be compared line by line with the real VM.
+//!
+//! This is the lowest layer that knows what a port is: [`Port`] is a handle on any kind of
+//! port, reached through the crate-private [`PortPeer`] trait, so that the process layer can
+//! link to, monitor and signal ports without knowing how they are built.
 
 use std::any::Any;
 use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::os::fd::BorrowedFd;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::port::Port;
-use crate::process::Pid;
+/// A process identifier, printed as iex does: `#PID<0.80.0>`.
+///
+/// # Examples
+///
+/// ```
+/// use beamport::process;
+/// let me = process::current().pid();
+/// assert!(format!("{me:?}").starts_with("#PID<0."));
+/// let other = process::spawn(|_| {});
+/// assert_ne!(other, me);
+/// let copy = me; // `Copy`: pids are plain values
+/// assert_eq!(copy, me);
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Pid(pub(crate) u64);
+
+impl fmt::Debug for Pid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#PID<0.{}.0>", self.0)
+    }
+}
+
+/// A port: `#Port<0.N>`. Cheap to clone; equal when it names the same port. Like an Erlang
+/// port identifier it stays valid after the port closes, and calls then fail with
+/// [`PortError::Closed`](crate::PortError::Closed) (or return `None`).
+///
+/// # Examples
+///
+/// ```
+/// use beamport::{Name, Port, PortError};
+/// let port = Port::open(Name::spawn("cat"), []).unwrap();
+/// let same = port.clone();
+/// assert_eq!(same, port);
+/// assert!(format!("{port:?}").starts_with("#Port<0."));
+/// let other = Port::open(Name::spawn("cat"), []).unwrap();
+/// assert_ne!(other, port);
+/// other.close().unwrap();
+/// port.close().unwrap();
+/// assert!(matches!(same.command("late"), Err(PortError::Closed(_))));
+/// assert_eq!(same.info(), None);
+/// ```
+#[derive(Clone)]
+pub struct Port(pub(crate) Arc<dyn PortPeer>);
+
+impl PartialEq for Port {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.id() == other.0.id()
+    }
+}
+impl Eq for Port {}
+impl Hash for Port {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.id().hash(state)
+    }
+}
+
+impl fmt::Debug for Port {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#Port<0.{}>", self.0.id())
+    }
+}
+
+/// What the layers below the port core may ask of a port: the process layer links to it,
+/// monitors it, sends it exit signals and tells it its owner ended; a mailbox gives back
+/// read-window credit as its data is taken, and an owner's receive may poll it. The port
+/// core implements it; a port on another node could too.
+pub(crate) trait PortPeer: Send + Sync + 'static {
+    /// The port's number, as in `#Port<0.N>`.
+    fn id(&self) -> u64;
+    /// For the port core, to reach its own type behind the handle.
+    fn as_any(&self) -> &dyn Any;
+    /// Whether the port has started closing (a hint, read without the port's lock).
+    fn closing(&self) -> bool;
+    /// The owner took `n` bytes of the port's data from its mailbox.
+    fn data_taken(&self, n: usize);
+    /// Links `pid` to the port; false if the port is not open.
+    fn add_link(&self, pid: Pid) -> bool;
+    /// Removes `pid`'s link.
+    fn remove_link(&self, pid: Pid);
+    /// Adds monitor `r` held by `by`; false if the port is not open.
+    fn add_monitor(&self, r: Ref, by: Pid) -> bool;
+    /// Removes monitor `r`.
+    fn remove_monitor(&self, r: Ref);
+    /// An exit signal reaches the port (`port`, this one's handle), from a linked process
+    /// that ended (`link`) or from `exit/2`.
+    fn exit_signal(&self, port: &Port, from: Pid, reason: Reason, link: bool);
+    /// `owner` ended with `reason`: the port closes if it still owns it, linked or not.
+    fn owner_exited(&self, port: &Port, owner: Pid, reason: &Reason);
+    /// The owner's thread, about to sleep in a receive, polls the port itself until input
+    /// comes, `wake` is signalled or `timeout` passes, then calls `stop_polling` and reads
+    /// what came. False, at once, if the port cannot be polled so now (it then stops being
+    /// the thread's poll candidate).
+    fn poll_for_owner(
+        &self,
+        port: &Port,
+        me: Pid,
+        wake: BorrowedFd<'_>,
+        timeout: Option<Duration>,
+        stop_polling: &mut dyn FnMut(),
+    ) -> bool;
+}
 
 /// A process or a port: what links, monitors and exit signals name.
 ///
@@ -24,6 +131,7 @@ use crate::process::Pid;
 /// port.close().unwrap();
 /// ```
 #[derive(Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Id {
     /// A process.
     Pid(Pid),
@@ -96,6 +204,7 @@ impl fmt::Debug for Ref {
 /// assert_eq!(Reason::atom("normal"), Reason::Normal);
 /// ```
 #[derive(Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Reason {
     /// `:normal`: a normal end; ignored by linked processes that do not trap exits.
     Normal,
@@ -530,6 +639,7 @@ pub(crate) fn charlist(b: &[u8], out: &mut String) {
 /// port.close().unwrap(); // with :eof the port stays open until closed
 /// ```
 #[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum PortMsg {
     /// `{:data, data}`.
     Data(Data),
@@ -627,6 +737,7 @@ impl fmt::Debug for UserMsg {
 /// let msg = me.receive().unwrap();
 /// assert_eq!(format!("{msg:?}"), "\"hi\"");
 /// ```
+#[non_exhaustive]
 pub enum Message {
     /// `{port, msg}` from a port to its owner.
     Port(Port, PortMsg),
@@ -695,7 +806,7 @@ impl Message {
     /// Called when the owner takes the message from its mailbox.
     pub(crate) fn taken(&self) {
         if let Message::Port(p, PortMsg::Data(d)) = self {
-            p.input_taken(d.bytes.len());
+            p.0.data_taken(d.bytes.len());
         }
     }
 }

@@ -9,7 +9,7 @@ use std::sync::Mutex;
 ///
 /// ```
 /// use beamport::Spawning;
-/// assert_eq!(Spawning::default(), Spawning::Direct);
+/// assert_eq!(Spawning::default(), Spawning::Opener);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Spawning {
@@ -20,7 +20,7 @@ pub enum Spawning {
     /// Such a program is the host's child: a `waitpid(-1)` of the host's own can take its
     /// exit status, and its port then reports it killed (`{:exit_status, 137}`).
     #[default]
-    Direct,
+    Opener,
     /// The launcher forks every program: none is ever the host's child, so a host that
     /// reaps any child it has (`waitpid(-1)`, as an init process does) cannot take a port's
     /// exit status. One round trip to the launcher per spawn. `BEAMPORT_NO_DIRECT=1` in the
@@ -35,7 +35,7 @@ pub enum Spawning {
 ///
 /// let port = Port::open(Name::spawn("true"), []).unwrap(); // beamport starts here
 /// let late: AlreadyStarted = set_spawning(Spawning::Launcher).unwrap_err();
-/// assert_eq!(late.current, Spawning::Direct); // the default, kept
+/// assert_eq!(late.current, Spawning::Opener); // the default, kept
 /// assert!(late.to_string().contains("before the first port opens"));
 /// # drop(port);
 /// ```
@@ -47,7 +47,7 @@ pub struct AlreadyStarted {
 }
 
 /// The choice, and whether beamport has started with it (after which it is fixed).
-static CHOICE: Mutex<(Spawning, bool)> = Mutex::new((Spawning::Direct, false));
+static CHOICE: Mutex<(Spawning, bool)> = Mutex::new((Spawning::Opener, false));
 
 /// Chooses who forks port programs, for the rest of the host's life. Call it before the
 /// first port opens (or [`crate::doctor::report`] runs): beamport reads the choice once, when
@@ -60,8 +60,8 @@ static CHOICE: Mutex<(Spawning, bool)> = Mutex::new((Spawning::Direct, false));
 ///
 /// beamport::set_spawning(Spawning::Launcher).unwrap();
 /// let port = Port::open(Name::spawn("true"), [Opt::ExitStatus]).unwrap();
-/// assert!(doctor::report().unwrap().direct_spawn.is_err()); // the launcher forks
-/// let late = beamport::set_spawning(Spawning::Direct).unwrap_err();
+/// assert!(doctor::report().unwrap().opener_forks.is_err()); // the launcher forks
+/// let late = beamport::set_spawning(Spawning::Opener).unwrap_err();
 /// assert_eq!(late.current, Spawning::Launcher);
 /// # drop(port);
 /// ```

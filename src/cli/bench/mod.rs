@@ -3,7 +3,7 @@
 //!
 //! Each workload runs `rounds` times per implementation, rounds interleaved (beamport, std,
 //! c, otp, beamport, …) so that a change in the machine's load hits every implementation
-//! alike; the table shows medians, beamport's ratio to each baseline and the targets.
+//! alike; the table shows medians, beamport's ratio to each baseline and its targets.
 //! `memory_per_port` and `max_ports` run each round in a fresh process (`--child`), and the
 //! Erlang VM runs each round in a fresh VM (see [`otp`]).
 
@@ -23,8 +23,9 @@ use self::workloads::{Impl, Res, Sample, Sizes, Workload};
 /// Arguments of `beamport bench`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Fewer rounds and smaller sizes: the whole run takes under a minute. The targets
-    /// are the issue's, set for the full sizes.
+    /// Fewer rounds and smaller sizes (memory per port excepted): the whole run takes a
+    /// minute or two. The targets stay comparable: each but memory's is a ratio to a baseline
+    /// measured at the same size, and memory is measured at the full 5000 ports.
     #[arg(long)]
     quick: bool,
     /// Print one JSON object per workload, implementation and metric (the median) on stdout,
@@ -125,7 +126,7 @@ pub fn run(args: Args) -> i32 {
     } else {
         println!(
             "beamport bench{}: medians of {rounds} round{}, rounds interleaved; {:.0} s; `otp`: {}",
-            if args.quick { " --quick (reduced sizes)" } else { "" },
+            if args.quick { " --quick (reduced sizes; memory at full size)" } else { "" },
             if rounds == 1 { "" } else { "s" },
             started.elapsed().as_secs_f64(),
             otp.as_ref().map_or("not measured".into(), |o| format!("OTP {}", o.version)),

@@ -1,4 +1,4 @@
-//! Results: medians, ratios against each baseline, the issue's targets, the table and the
+//! Results: medians, ratios against each baseline, beamport's targets, the table and the
 //! JSON lines.
 
 use std::collections::BTreeMap;
@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use super::workloads::{Impl, Sample, Workload};
 
-/// A target from the issue, on one metric.
+/// One of beamport's speed or memory targets (the README's speed table), on one metric.
 #[derive(Clone, Copy, Debug)]
 enum Target {
     /// beamport ≥ k × the baseline.
@@ -19,7 +19,7 @@ enum Target {
     Max(f64),
 }
 
-/// The targets of "Flow control and speed", item 5.
+/// beamport's targets, as the README's speed table states them.
 fn targets(w: Workload, metric: &str) -> Vec<Target> {
     use Target::*;
     match (w, metric) {
@@ -34,9 +34,9 @@ fn targets(w: Workload, metric: &str) -> Vec<Target> {
     }
 }
 
-/// The issue's figures for the Erlang VM (OTP 25, JIT, 2 cores), used for the targets when
-/// no VM is installed.
-fn issue_figure(w: Workload, metric: &str) -> Option<f64> {
+/// Reference figures of the Erlang VM (OTP 25 with the JIT, on 2 cores, at the full sizes),
+/// used for the targets when no VM is installed.
+fn reference_figure(w: Workload, metric: &str) -> Option<f64> {
     Some(match (w, metric) {
         (Workload::Throughput, _) => 2036.0,
         (Workload::Latency, "median") => 9.5,
@@ -182,9 +182,9 @@ impl Results {
         let mut base = |imp: Impl| match self.median(w, metric, imp) {
             Some(v) => Some(v),
             None if imp == Impl::Otp => {
-                let v = issue_figure(w, metric)?;
+                let v = reference_figure(w, metric)?;
                 notes.push(format!(
-                    "`otp` was not measured for {}; its target uses the issue's figure ({v} {}).",
+                    "`otp` was not measured for {}; its target uses a reference figure of OTP 25 ({v} {}).",
                     w.name(),
                     self.units[&(w, metric.to_string())]
                 ));
@@ -213,14 +213,24 @@ impl Results {
                 }
             }
             Some(r) => {
-                // How much beamport's value must change to meet the target.
+                // How much beamport's value must change to meet the target. A near miss is
+                // printed with the digits that show it (1.499×, +0.1%), not rounded onto
+                // the target (1.50×, +0%).
                 let change = (need / r - 1.0) * 100.0;
-                let shown = if absolute { String::new() } else { format!(" {r:.2}×,") };
-                format!("✗{shown} needs {}{:.0}%", if change < 0.0 { "−" } else { "+" }, change.abs())
+                let shown = if absolute { String::new() } else { format!(" {}×,", apart(r, need, 2)) };
+                format!("✗{shown} needs {}{}%", if change < 0.0 { "−" } else { "+" }, apart(change.abs(), 0.0, 0))
             }
         };
         (text, verdict)
     }
+}
+
+/// `x` with `decimals` decimals, or more (up to 4) while it would print as `from` does.
+fn apart(x: f64, from: f64, decimals: usize) -> String {
+    (decimals..=4)
+        .map(|d| (format!("{x:.d$}"), format!("{from:.d$}")))
+        .find(|(a, b)| a != b)
+        .map_or_else(|| format!("{x:.4}"), |(a, _)| a)
 }
 
 /// The median of `v` (the mean of the middle two for an even count).
@@ -276,6 +286,20 @@ mod tests {
         r.add(Workload::Latency, Impl::C, vec![sample("median", "us", 8.0)]);
         let table = r.table();
         assert!(table.contains("✗ 1.25×, needs −12%"), "{table}");
-        assert!(table.contains("issue's figure (9.5 us)"), "{table}");
+        assert!(table.contains("reference figure of OTP 25 (9.5 us)"), "{table}");
+    }
+
+    #[test]
+    fn a_near_miss_is_not_rounded_onto_the_target() {
+        let mut r = Results::default();
+        r.add(Workload::SpawnSeq, Impl::Beamport, vec![sample("rate", "per_s", 2998.0)]);
+        r.add(Workload::SpawnSeq, Impl::Otp, vec![sample("rate", "per_s", 2000.0)]);
+        let table = r.table();
+        assert!(table.contains("| ≥ 1.5× otp | ✗ 1.499×, needs +0.1% |"), "{table}");
+        r.add(Workload::MemoryPerPort, Impl::Beamport, vec![sample("memory", "bytes", 1024.5)]);
+        let table = r.table();
+        assert!(table.contains("| ≤ 1024 | ✗ needs −0.05% |"), "{table}");
+        assert_eq!(apart(1.25, 1.1, 2), "1.25");
+        assert_eq!(apart(12.4, 0.0, 0), "12");
     }
 }

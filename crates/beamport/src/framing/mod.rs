@@ -22,7 +22,10 @@
 //! Each packet carries an N-byte big-endian length header (N = 1, 2 or 4).
 //! One frame per packet, header stripped, reassembled across reads. A packet
 //! still incomplete at EOF is dropped silently, as OTP does
-//! ([`Decoder::truncated`] counts its bytes).
+//! ([`Decoder::truncated`] counts its bytes). A decoder given a packet size
+//! ([`Decoder::with_packet_size`], gen_tcp's `{packet_size, N}`) refuses a
+//! header that announces more, as soon as the header is read
+//! ([`FrameError::OverPacketSize`]); OTP's spawn ports have no such bound.
 //!
 //! ```text
 //!   INPUT ({packet, 2}, 8 bytes)                  DECODED
@@ -272,7 +275,18 @@ impl Frame {
 ///            "packet of 256 bytes is too large for a 1-byte header (max 255)");
 /// ```
 #[derive(Debug, thiserror::Error, PartialEq, Eq, Clone)]
+#[non_exhaustive]
 pub enum FrameError {
+    /// A length header announcing more than the decoder's packet size
+    /// ([`Decoder::with_packet_size`]); gen_tcp's `emsgsize`. Nothing of the
+    /// packet is consumed.
+    #[error("a packet header announces {len} bytes, more than the packet size of {max} (emsgsize)")]
+    OverPacketSize {
+        /// The length the header announces.
+        len: u64,
+        /// The packet size.
+        max: usize,
+    },
     /// A payload longer than the packet header can announce. OTP lets the
     /// port exit with `einval`.
     #[error("packet of {len} bytes is too large for a {header}-byte header (max {max})")]
@@ -302,8 +316,9 @@ enum DecodeState {
 /// [`decode_eof`](Self::decode_eof) until it returns `Ok(None)`. Frames are
 /// split off the buffer without copying. The decoder holds no bytes itself:
 /// an incomplete frame waits in the buffer. How much waits there is bounded
-/// by the frame (`{packet, N}`) or by L + 1 bytes (`{line, L}`), plus the
-/// bytes of the last read.
+/// by the frame (`{packet, N}`: at most the packet size given to
+/// [`with_packet_size`](Self::with_packet_size) plus the header) or by L + 1
+/// bytes (`{line, L}`), plus the bytes of the last read.
 ///
 /// # Examples
 ///
@@ -332,6 +347,8 @@ pub struct Decoder {
     next_index: usize,
     wanted: Option<usize>,
     truncated: usize,
+    /// The largest packet body accepted; `usize::MAX` for none.
+    packet_size: usize,
 }
 
 impl Decoder {
@@ -346,7 +363,33 @@ impl Decoder {
     /// assert_eq!(decoder.framing(), Framing::Stream);
     /// ```
     pub fn new(framing: Framing) -> Self {
-        Self { framing, state: DecodeState::Head, next_index: 0, wanted: None, truncated: 0 }
+        Self { framing, state: DecodeState::Head, next_index: 0, wanted: None, truncated: 0, packet_size: usize::MAX }
+    }
+
+    /// The same decoder, refusing in `{packet, N}` mode any packet whose
+    /// header announces more than `max` bytes (gen_tcp's `{packet_size, N}`);
+    /// `None`, the default, accepts anything the header can announce, as OTP's
+    /// spawn ports do. The check is made on the header alone: a body over the
+    /// limit is never buffered. So an incomplete packet holds at most `max`
+    /// bytes plus its header.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use beamport::framing::{Decoder, Frame, FrameError, Framing, PacketSize};
+    /// use bytes::BytesMut;
+    ///
+    /// let mut decoder = Decoder::new(Framing::Packet(PacketSize::Four)).with_packet_size(Some(3));
+    /// let mut buf = BytesMut::from(&b"\0\0\0\x03abc\x7f\xff\xff\xff"[..]);
+    /// assert_eq!(decoder.decode(&mut buf)?, Some(Frame::Data("abc".into())));
+    /// let err = decoder.decode(&mut buf).unwrap_err();
+    /// assert_eq!(err, FrameError::OverPacketSize { len: 0x7fff_ffff, max: 3 });
+    /// assert_eq!(buf.len(), 4); // the header is left where it was
+    /// # Ok::<(), FrameError>(())
+    /// ```
+    pub fn with_packet_size(mut self, max: Option<usize>) -> Self {
+        self.packet_size = max.unwrap_or(usize::MAX);
+        self
     }
 
     /// The framing this decoder was made for.
@@ -370,8 +413,10 @@ impl Decoder {
     ///
     /// # Errors
     ///
-    /// None of OTP's framings can fail on input; the `Result` keeps the
-    /// `tokio-util` decoder shape.
+    /// [`FrameError::OverPacketSize`] for a `{packet, N}` header over the
+    /// decoder's packet size ([`with_packet_size`](Self::with_packet_size)),
+    /// again at every call: the header stays in `src`. Nothing else can fail
+    /// on input.
     ///
     /// # Examples
     ///
@@ -390,7 +435,7 @@ impl Decoder {
         self.wanted = None;
         Ok(match self.framing {
             Framing::Stream => (!src.is_empty()).then(|| Frame::Data(src.split().freeze())),
-            Framing::Packet(size) => self.decode_packet(size, src),
+            Framing::Packet(size) => self.decode_packet(size, src)?,
             Framing::Line(max) => self.decode_line(max.get(), src),
         })
     }
@@ -493,17 +538,22 @@ impl Decoder {
         self.truncated
     }
 
-    fn decode_packet(&mut self, size: PacketSize, src: &mut BytesMut) -> Option<Frame> {
+    fn decode_packet(&mut self, size: PacketSize, src: &mut BytesMut) -> Result<Option<Frame>, FrameError> {
         let len = match self.state {
             DecodeState::Data(len) => len,
             DecodeState::Head => {
                 let header_len = size.header_len();
                 if src.len() < header_len {
                     self.wanted = Some(header_len - src.len());
-                    return None;
+                    return Ok(None);
                 }
+                let len = (&src[..header_len]).get_uint(header_len);
                 // At most 4 bytes: fits a usize on every supported target.
-                let len = src.get_uint(header_len) as usize;
+                let len = usize::try_from(len)
+                    .ok()
+                    .filter(|&n| n <= self.packet_size)
+                    .ok_or(FrameError::OverPacketSize { len, max: self.packet_size })?;
+                src.advance(header_len);
                 self.state = DecodeState::Data(len);
                 len
             }
@@ -513,10 +563,10 @@ impl Decoder {
             self.wanted = Some(missing);
             // Grow as the body arrives: a header is no reason to allocate 4 GiB.
             src.reserve(missing.min(MAX_RESERVE));
-            return None;
+            return Ok(None);
         }
         self.state = DecodeState::Head;
-        Some(Frame::Data(src.split_to(len).freeze()))
+        Ok(Some(Frame::Data(src.split_to(len).freeze())))
     }
 
     fn decode_line(&mut self, max: usize, src: &mut BytesMut) -> Option<Frame> {

@@ -1,4 +1,5 @@
-//! OTP's examples (spec §2.4 E10, §2.5 E11), fed as scripted reads.
+//! OTP's framing, example by example (docs/otp-semantics.md#packet-framing and
+//! docs/otp-semantics.md#line-framing), fed as scripted reads.
 
 use super::*;
 
@@ -235,4 +236,40 @@ fn stream_is_what_was_read() {
         script(&mut decoder, &[b"abc", b"", b"de\nfg"]),
         [Some(data(b"abc")), None, None, Some(data(b"de\nfg")), None]
     );
+}
+
+#[test]
+fn packet_size_admits_a_packet_of_exactly_its_size() {
+    let mut decoder = Decoder::new(Framing::Packet(PacketSize::Two)).with_packet_size(Some(3));
+    assert_eq!(script(&mut decoder, &[b"\0\x03a", b"bc\0\0"]), [None, Some(data(b"abc")), Some(data(b"")), None]);
+}
+
+#[test]
+fn packet_size_refuses_a_header_over_it_before_its_body() {
+    for split in 0..=4 {
+        let mut decoder = Decoder::new(Framing::Packet(PacketSize::Four)).with_packet_size(Some(1 << 20));
+        let input = b"\0\0\0\x01x\0\x10\0\x01";
+        let mut buf = BytesMut::new();
+        buf.extend_from_slice(&input[..5 + split]);
+        assert_eq!(decoder.decode(&mut buf), Ok(Some(data(b"x"))));
+        if split < 4 {
+            assert_eq!(decoder.decode(&mut buf), Ok(None), "a partial header is no verdict yet");
+            assert_eq!(decoder.wanted(), Some(4 - split));
+            buf.extend_from_slice(&input[5 + split..]);
+        }
+        let err = FrameError::OverPacketSize { len: (1 << 20) + 1, max: 1 << 20 };
+        assert_eq!(decoder.decode(&mut buf), Err(err.clone()));
+        assert_eq!(decoder.decode(&mut buf), Err(err.clone()), "the header stays: the same error again");
+        assert_eq!(decoder.decode_eof(&mut buf), Err(err));
+        assert_eq!(buf.len(), 4);
+        assert!(buf.capacity() < 1 << 20, "nothing reserved for the refused body");
+    }
+}
+
+#[test]
+fn without_a_packet_size_any_header_is_accepted() {
+    let mut decoder = Decoder::new(Framing::Packet(PacketSize::Four)).with_packet_size(None);
+    let mut buf = BytesMut::from(&b"\xff\xff\xff\xffab"[..]);
+    assert_eq!(decoder.decode(&mut buf), Ok(None));
+    assert_eq!(decoder.wanted(), Some(u32::MAX as usize - 2));
 }

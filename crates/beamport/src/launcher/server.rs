@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::proto::{Event, Request, SpawnSpec};
+use super::proto::{FromLauncher, ToLauncher};
 use crate::sys;
 
 /// How soon the main loop looks again at a child it could not reap yet (see `reap`).
@@ -62,7 +62,7 @@ impl Shared {
     }
 
     /// Sends `ev`; the caller holds the books' lock.
-    fn send(&self, ev: Event, creds: Option<i32>) {
+    fn send(&self, ev: FromLauncher, creds: Option<i32>) {
         let _ = sys::msg::send_all_as(self.sock.as_fd(), &ev.encode(), None, creds);
     }
 
@@ -75,14 +75,14 @@ impl Shared {
         if group_left && !laddered {
             b.exited.insert(pid);
         }
-        self.send(Event::Exited { pid, status, group_left }, None);
+        self.send(FromLauncher::Exited { pid, status, group_left }, None);
     }
 }
 
 /// One spawn request, with the socket the child talks on.
 struct Job {
     req: u64,
-    spec: SpawnSpec,
+    spec: sys::child::Exec,
     io: OwnedFd,
 }
 
@@ -117,11 +117,11 @@ impl Shared {
                                        // kernel translates into the pid the host sees. The child cannot have been
                                        // reaped yet (see `Launcher::reap`), so its pid still exists.
                 let creds = self.in_namespace.then_some(pid);
-                self.send(Event::Spawned { req, pid, host_pid: pid, errno: 0 }, creds);
+                self.send(FromLauncher::Spawned { req, pid, host_pid: pid, errno: 0 }, creds);
             }
             Err(e) => {
                 let errno = e.raw_os_error().unwrap_or(libc::EIO);
-                self.send(Event::Spawned { req, pid: -1, host_pid: -1, errno }, None);
+                self.send(FromLauncher::Spawned { req, pid: -1, host_pid: -1, errno }, None);
             }
         }
         self.announced[slot].store(0, Ordering::SeqCst);
@@ -130,8 +130,9 @@ impl Shared {
 
 /// Forks and execs `job`'s program; the child's socket is closed here once the child has it.
 fn spawn(job: Job, stack: &mut sys::child::ChildStack, announce: &AtomicI32) -> std::io::Result<i32> {
-    let spec = job.spec.into_child(job.io, super::proto::Forker::Launcher)?;
-    sys::child::fork_exec(&spec, stack, announce)
+    // The launcher's children die with it (`PR_SET_PDEATHSIG`), also outside a PID namespace.
+    let exec = sys::child::Exec { death_signal: Some(sys::signal::SIGKILL), ..job.spec };
+    sys::child::fork_exec(&sys::child::ChildSpec { exec, io: job.io }, stack, announce)
 }
 
 /// Signals `pid`'s process group, or `pid` alone if it has no group yet: a child the host
@@ -268,7 +269,7 @@ impl Launcher {
                 Err(_) => return false,
             }
             for body in super::proto::split_records(&mut self.buf) {
-                match Request::decode(&body) {
+                match ToLauncher::decode(&body) {
                     Some(req) => self.handle(req),
                     None => eprintln!("beamport launcher: malformed request"),
                 }
@@ -277,12 +278,12 @@ impl Launcher {
         true
     }
 
-    fn handle(&mut self, req: Request) {
+    fn handle(&mut self, req: ToLauncher) {
         match req {
-            Request::Spawn { req, spec } => {
+            ToLauncher::Spawn { req, spec } => {
                 let Some(io) = self.fds.pop_front() else {
                     let _b = self.shared.books();
-                    self.shared.send(Event::Spawned { req, pid: -1, host_pid: -1, errno: libc::EBADF }, None);
+                    self.shared.send(FromLauncher::Spawned { req, pid: -1, host_pid: -1, errno: libc::EBADF }, None);
                     return;
                 };
                 let idle = {
@@ -302,17 +303,17 @@ impl Launcher {
                 if !sent {
                     let mut b = self.shared.books();
                     b.in_flight -= 1;
-                    self.shared.send(Event::Spawned { req, pid: -1, host_pid: -1, errno: libc::EPIPE }, None);
+                    self.shared.send(FromLauncher::Spawned { req, pid: -1, host_pid: -1, errno: libc::EPIPE }, None);
                 }
             }
-            Request::Signal { pid, sig, group } => {
+            ToLauncher::Signal { pid, sig, group } => {
                 let b = self.shared.books();
                 let known = b.children.contains(&pid) || self.ladders.contains_key(&pid);
                 if known || (group && b.exited.contains(&pid)) {
                     let _ = if group { sys::signal::kill_group(pid, sig) } else { sys::signal::kill(pid, sig) };
                 }
             }
-            Request::Release { pid, term_ms, kill_ms, foreign } => {
+            ToLauncher::Release { pid, term_ms, kill_ms, foreign } => {
                 // A child that exited may have left members in its group, which may hold the
                 // port's socket: they get the ladder too. A child the host forked is in our
                 // namespace but not in the books: its group gets the ladder while it exists.

@@ -24,6 +24,7 @@ use crate::message::Reason;
 /// assert_eq!(e.to_string(), "eacces: /etc/passwd: permission denied");
 /// ```
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum OpenError {
     /// `badarg`: a malformed name or option, or a forbidden combination.
     #[error("badarg: {what}")]
@@ -113,6 +114,7 @@ pub(crate) fn errno_name(e: &io::Error) -> &'static str {
 /// assert!(matches!(port.command("x"), Err(PortError::Closed(_))));
 /// ```
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum PortError {
     /// `badarg`: the port is closed (or closing).
     #[error("badarg: {0} is closed")]

@@ -1,15 +1,19 @@
 //! What `Port.info/1,2` reports about a port.
 
 use std::fmt;
-use std::sync::atomic::Ordering;
+use std::str::FromStr;
 
 use bytes::Bytes;
 
-use super::{Inner, Phase, Port, State};
-use crate::message::Ref;
-use crate::process::Pid;
+use super::state::{Inner, Phase, State};
+use super::{Port, PortError};
+use crate::driver::Driver;
+use crate::message::{Pid, Ref};
 
-/// One item of [`Port::info_item`] (`Port.info/2`).
+/// One item of [`Port::info_item`] (`Port.info/2`): every item `port_info/2` has for a spawn
+/// port, but `:registered_name`, which comes with registered names. Items parse from their
+/// atoms (`"locking".parse()`, `":os_pid".parse()`); an unknown one is `badarg`, as in
+/// `port_info/2`.
 ///
 /// # Examples
 ///
@@ -22,10 +26,14 @@ use crate::process::Pid;
 /// assert_eq!(port.info_item(Item::Id), Some(ItemValue::Int(port.id())));
 /// assert_eq!(port.info_item(Item::Output), Some(ItemValue::Int(0)));
 /// assert_eq!(port.info_item(Item::Parallelism), Some(ItemValue::Bool(false)));
+/// let locking: Item = ":locking".parse().unwrap(); // Port.info(port, :locking)
+/// assert_eq!(format!("{:?}", port.info_item(locking).unwrap()), ":port_level");
+/// assert!("bogus".parse::<Item>().is_err()); // badarg
 /// port.close().unwrap();
 /// assert_eq!(port.info_item(Item::Id), None);
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Item {
     /// `:name`.
     Name,
@@ -47,8 +55,67 @@ pub enum Item {
     Memory,
     /// `:parallelism`.
     Parallelism,
-    /// `:monitored_by`.
+    /// `:monitored_by`: the processes monitoring the port.
     MonitoredBy,
+    /// `:monitors`: what the port itself monitors. A driver may monitor processes; a spawn
+    /// port monitors nothing, so this is always empty (`{:monitors, []}`, as OTP's).
+    Monitors,
+    /// `:locking`: `:port_level`, as OTP's spawn ports: each port has a lock of its own.
+    Locking,
+}
+
+/// The items and their atoms, in `port_info/2`'s order.
+const ITEMS: [(&str, Item); 13] = [
+    ("name", Item::Name),
+    ("links", Item::Links),
+    ("id", Item::Id),
+    ("connected", Item::Connected),
+    ("input", Item::Input),
+    ("output", Item::Output),
+    ("os_pid", Item::OsPid),
+    ("monitors", Item::Monitors),
+    ("monitored_by", Item::MonitoredBy),
+    ("memory", Item::Memory),
+    ("queue_size", Item::QueueSize),
+    ("parallelism", Item::Parallelism),
+    ("locking", Item::Locking),
+];
+
+impl FromStr for Item {
+    type Err = PortError;
+
+    /// An item from its atom, with or without the colon: `"locking"`, `":monitored_by"`.
+    ///
+    /// OTP looks at the port first: on a closed port `port_info(port, :bogus)` is `undefined`.
+    /// Here the item is checked on its own, so an unknown one is an error whatever the port.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use beamport::{Item, PortError};
+    /// assert_eq!(":locking".parse::<Item>().unwrap(), Item::Locking);
+    /// let e = "bogus".parse::<Item>().unwrap_err();
+    /// assert!(matches!(&e, PortError::Badarg(_)));
+    /// assert_eq!(e.to_string(), "badarg: :bogus is not a port info item");
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`PortError::Badarg`] for an atom that is not an item (`port_info/2`'s `badarg`), and
+    /// for `:registered_name`, which comes with registered names.
+    fn from_str(s: &str) -> Result<Item, PortError> {
+        let name = s.trim().trim_start_matches(':');
+        if name == "registered_name" {
+            return Err(PortError::Badarg(
+                ":registered_name comes with registered names, which beamport does not have".into(),
+            ));
+        }
+        ITEMS
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, item)| *item)
+            .ok_or_else(|| PortError::Badarg(format!(":{name} is not a port info item")))
+    }
 }
 
 /// `Port.info/1`: everything about an open port.
@@ -119,10 +186,11 @@ impl fmt::Debug for PortInfo {
 /// port.close().unwrap();
 /// ```
 #[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ItemValue {
     /// A name.
     Name(String),
-    /// Pids (`links`, `monitored_by`).
+    /// Pids (`links`, `monitored_by`, `monitors`).
     Pids(Vec<Pid>),
     /// A pid (`connected`).
     Pid(Pid),
@@ -132,6 +200,8 @@ pub enum ItemValue {
     OsPid(Option<i32>),
     /// A flag (`parallelism`).
     Bool(bool),
+    /// An atom (`locking`), printed with its colon: `:port_level`.
+    Atom(&'static str),
 }
 
 impl fmt::Debug for ItemValue {
@@ -144,6 +214,7 @@ impl fmt::Debug for ItemValue {
             ItemValue::OsPid(Some(p)) => p.fmt(f),
             ItemValue::OsPid(None) => f.write_str(":undefined"),
             ItemValue::Bool(b) => b.fmt(f),
+            ItemValue::Atom(a) => write!(f, ":{a}"),
         }
     }
 }
@@ -167,18 +238,19 @@ impl Port {
     /// assert_eq!(port.info(), None);
     /// ```
     pub fn info(&self) -> Option<PortInfo> {
-        let st = self.spawned();
+        let st = self.started();
         if st.phase == Phase::Dead {
             return None;
         }
+        let inner = self.inner();
         Some(PortInfo {
-            name: self.0.name.to_string(),
-            links: st.links.clone(),
-            id: self.0.id,
-            connected: st.owner,
-            input: st.input,
-            output: st.output,
-            os_pid: Some(self.0.os_pid.load(Ordering::Relaxed)).filter(|p| *p > 0),
+            name: inner.name.to_string(),
+            links: st.life.links.clone(),
+            id: inner.id,
+            connected: st.life.owner,
+            input: st.inp.received,
+            output: st.out.sent,
+            os_pid: st.driver.os_pid(),
         })
     }
 
@@ -192,31 +264,35 @@ impl Port {
     /// assert_eq!(port.info_item(Item::Name), None);
     /// ```
     pub fn info_item(&self, item: Item) -> Option<ItemValue> {
-        let st = if item == Item::OsPid { self.spawned() } else { self.lock() };
+        let st = if item == Item::OsPid { self.started() } else { self.lock() };
         if st.phase == Phase::Dead {
             return None;
         }
+        let inner = self.inner();
         Some(match item {
-            Item::Name => ItemValue::Name(self.0.name.to_string()),
-            Item::Links => ItemValue::Pids(st.links.clone()),
-            Item::Id => ItemValue::Int(self.0.id),
-            Item::Connected => ItemValue::Pid(st.owner),
-            Item::Input => ItemValue::Int(st.input),
-            Item::Output => ItemValue::Int(st.output),
-            Item::OsPid => ItemValue::OsPid(Some(self.0.os_pid.load(Ordering::Relaxed)).filter(|p| *p > 0)),
-            Item::QueueSize => ItemValue::Int(st.queued as u64),
+            Item::Name => ItemValue::Name(inner.name.to_string()),
+            Item::Links => ItemValue::Pids(st.life.links.clone()),
+            Item::Id => ItemValue::Int(inner.id),
+            Item::Connected => ItemValue::Pid(st.life.owner),
+            Item::Input => ItemValue::Int(st.inp.received),
+            Item::Output => ItemValue::Int(st.out.sent),
+            Item::OsPid => ItemValue::OsPid(st.driver.os_pid()),
+            Item::QueueSize => ItemValue::Int(st.out.queued as u64),
             Item::Memory => ItemValue::Int(self.memory(&st) as u64),
-            Item::Parallelism => ItemValue::Bool(self.0.settings.parallelism),
-            Item::MonitoredBy => ItemValue::Pids(st.monitors.iter().map(|(_, p)| *p).collect()),
+            Item::Parallelism => ItemValue::Bool(inner.settings.parallelism),
+            Item::MonitoredBy => ItemValue::Pids(st.life.monitors.iter().map(|(_, p)| *p).collect()),
+            Item::Monitors => ItemValue::Pids(Vec::new()),
+            Item::Locking => ItemValue::Atom("port_level"),
         })
     }
 
     fn memory(&self, st: &State) -> usize {
         std::mem::size_of::<Inner>()
-            + self.0.name.len()
-            + st.links.capacity() * std::mem::size_of::<Pid>()
-            + st.monitors.capacity() * std::mem::size_of::<(Ref, Pid)>()
-            + st.queue.capacity() * std::mem::size_of::<Bytes>()
-            + st.rbuf.capacity()
+            + self.inner().name.len()
+            + st.life.links.capacity() * std::mem::size_of::<Pid>()
+            + st.life.monitors.capacity() * std::mem::size_of::<(Ref, Pid)>()
+            + st.out.queue.capacity() * std::mem::size_of::<Bytes>()
+            + st.inp.rbuf.capacity()
+            + st.driver.memory()
     }
 }

@@ -34,18 +34,47 @@ use crate::port::OpenError;
 /// # let _ = port.close();
 /// ```
 #[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Name {
-    /// `{:spawn, command}`: run through `/bin/sh -c "exec command"`, as OTP does.
+    /// `{:spawn, command}`: run through `/bin/sh -c "exec command"`, as OTP does, so `a; b`
+    /// runs only `a` (see [`Name::spawn`]).
     Spawn(String),
     /// `{:spawn_executable, path}`: run `path` directly, with `Opt::Args`/`Opt::Arg0`.
     Executable(PathBuf),
 }
 
 impl Name {
-    /// `{:spawn, command}`.
+    /// `{:spawn, command}`: `/bin/sh -c "exec command"`, as OTP runs it. The shell searches
+    /// `PATH` and expands quotes, variables, globs, redirections and pipes.
+    ///
+    /// # Caveats
+    ///
+    /// Because of the `exec` OTP puts in front, the shell is replaced by the first command:
+    ///
+    /// - `a; b` (or `a && b`) runs only `a`, and the port ends when `a` does; to run a list of
+    ///   commands, spawn `sh -c 'a; b'`;
+    /// - a shell builtin or `VAR=value` as the first word fails with status 127 (`exit 3`,
+    ///   `cd /tmp && pwd`, `FOO=1 env`): start with `env FOO=1 …` or `sh -c '…'` instead.
     ///
     /// ```
-    /// assert_eq!(format!("{:?}", beamport::Name::spawn("cat")), "{:spawn, \"cat\"}");
+    /// use std::time::Duration;
+    /// use beamport::{process, Message, Name, Opt, Port, PortMsg};
+    /// assert_eq!(format!("{:?}", Name::spawn("cat")), "{:spawn, \"cat\"}");
+    ///
+    /// let me = process::current();
+    /// let output = |cmd: &str| {
+    ///     let port = Port::open(Name::spawn(cmd), [Opt::Binary, Opt::ExitStatus]).unwrap();
+    ///     let mut out = Vec::new();
+    ///     loop {
+    ///         match me.receive_timeout(Duration::from_secs(5)).unwrap().expect("a message") {
+    ///             Message::Port(p, PortMsg::Data(d)) if p == port => out.extend_from_slice(d.bytes()),
+    ///             Message::Port(p, PortMsg::ExitStatus(_)) if p == port => return out,
+    ///             other => panic!("{other:?}"),
+    ///         }
+    ///     }
+    /// };
+    /// assert_eq!(output("echo a; echo b"), b"a\n"); // `exec echo a; echo b`: only `a`
+    /// assert_eq!(output("sh -c 'echo a; echo b'"), b"a\nb\n");
     /// ```
     pub fn spawn(command: impl Into<String>) -> Name {
         Name::Spawn(command.into())
@@ -79,11 +108,14 @@ impl fmt::Debug for Name {
 /// use beamport::Opt;
 /// let o: Opt = "{:packet, 4}".parse().unwrap();
 /// assert_eq!(o, Opt::Packet(4));
+/// assert_eq!("{:packet_size, 1048576}".parse::<Opt>().unwrap(), Opt::PacketSize(Some(1 << 20)));
+/// assert_eq!("{:packet_size, 0}".parse::<Opt>().unwrap(), Opt::PacketSize(None)); // as gen_tcp
 /// assert_eq!("exit_status".parse::<Opt>().unwrap(), Opt::ExitStatus);
 /// assert!("{:packet, 3}".parse::<Opt>().is_err());
 /// assert!(":bogus".parse::<Opt>().is_err());
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Opt {
     /// `:binary`: data comes as binaries (iex prints strings) instead of lists.
     Binary,
@@ -128,8 +160,19 @@ pub enum Opt {
     /// ([`Opt::BusyLimitsPort`]).
     BusyLimitsMsgq(Option<(usize, usize)>),
     /// beamport: stop reading the program's output while more than this many bytes of this
-    /// port's data wait, untaken, in the owner's mailbox. `None`: unbounded, as OTP.
+    /// port's data wait, untaken, in the owner's mailbox. Each message counts its data and a
+    /// fixed overhead (the size of a [`Message`](crate::Message)), so that empty packets or
+    /// lines fill the window too. Frames go out until one fills the window; the rest of that
+    /// read waits in the port until the owner takes messages. `None`: unbounded, as OTP.
     ReadWindow(Option<usize>),
+    /// `{:packet_size, n}` (gen_tcp's option, for ports): the largest packet `{:packet, 4}`
+    /// accepts from the program, [`DEFAULT_PACKET_SIZE`] (64 MiB) unless told. A header that
+    /// announces more ends the port with reason `:emsgsize` as soon as it is read, before any
+    /// of its body is (gen_tcp's socket closes with `{:tcp_error, socket, :emsgsize}`). `None`
+    /// (`{:packet_size, 0}` or `{:packet_size, :infinity}`): no limit, as OTP's spawn ports,
+    /// which buffer whatever the header announces, up to 4 GiB. `{:line, l}` needs no such
+    /// bound: a line longer than `l` comes in chunks of `l` bytes.
+    PacketSize(Option<usize>),
     /// beamport: the kill ladder's grace periods after the port is gone: SIGTERM to the
     /// program's group after the first, SIGKILL after the second.
     Grace(Duration, Duration),
@@ -153,6 +196,27 @@ pub enum Opt {
 /// port.close().unwrap();
 /// ```
 pub const DEFAULT_READ_WINDOW: usize = 1 << 20;
+/// The default largest packet a `{:packet, 4}` port accepts from its program: 64 MiB (see
+/// [`Opt::PacketSize`]).
+///
+/// ```
+/// use std::time::Duration;
+/// use beamport::{process, Message, Name, Opt, Port, Reason, DEFAULT_PACKET_SIZE};
+///
+/// assert_eq!(DEFAULT_PACKET_SIZE, 64 << 20);
+/// // A program that announces a 2 GiB packet: the port ends at its header.
+/// let me = process::current();
+/// me.trap_exit(true);
+/// let liar = r#"sh -c "printf '\177\377\377\377'; exec cat /dev/zero""#;
+/// let port = Port::open(Name::spawn(liar), [Opt::Packet(4)]).unwrap();
+/// let msg = me.receive_timeout(Duration::from_secs(5)).unwrap().expect("exit signal");
+/// assert!(matches!(msg, Message::Exit(_, reason) if reason == Reason::atom("emsgsize")));
+/// // Bigger packets are let through by a bigger packet size:
+/// let big = Port::open(Name::spawn("cat"), [Opt::Packet(4), Opt::PacketSize(Some(1 << 30))]).unwrap();
+/// big.close().unwrap();
+/// # me.trap_exit(false);
+/// ```
+pub const DEFAULT_PACKET_SIZE: usize = 64 << 20;
 /// The default spin of an owner waiting for its port's reply: 50 µs (see [`Opt::SpinWait`]).
 ///
 /// ```
@@ -179,26 +243,32 @@ pub const DEFAULT_SPIN_WAIT: Duration = Duration::from_micros(50);
 /// ```
 pub const DEFAULT_GRACE: (Duration, Duration) = (Duration::from_secs(5), Duration::from_secs(2));
 
-/// Options after parsing and checking.
+/// Options after parsing and checking: what the port core keeps for the port's life.
 #[derive(Clone, Debug)]
 pub(crate) struct Settings {
     pub binary: bool,
     pub framing: Framing,
-    pub cd: Option<PathBuf>,
-    pub env: Vec<(OsString, Option<OsString>)>,
-    pub args: Option<Vec<OsString>>,
-    pub arg0: Option<OsString>,
     pub exit_status: bool,
-    pub nouse_stdio: bool,
-    pub stderr_to_stdout: bool,
     pub reads: bool,
     pub writes: bool,
     pub eof: bool,
     pub parallelism: bool,
     pub busy: Option<(usize, usize)>,
     pub read_window: Option<usize>,
-    pub grace: (Duration, Duration),
+    pub packet_size: Option<usize>,
     pub spin_wait: Duration,
+}
+
+/// The options that only start the program: used once, by `Port::open`, and not kept.
+#[derive(Clone, Debug)]
+pub(crate) struct SpawnOptions {
+    pub cd: Option<PathBuf>,
+    pub env: Vec<(OsString, Option<OsString>)>,
+    pub args: Option<Vec<OsString>>,
+    pub arg0: Option<OsString>,
+    pub nouse_stdio: bool,
+    pub stderr_to_stdout: bool,
+    pub grace: (Duration, Duration),
 }
 
 fn bad(what: impl Into<String>) -> OpenError {
@@ -215,24 +285,28 @@ fn limits(l: Option<(usize, usize)>, name: &str) -> Result<Option<(usize, usize)
 }
 
 impl Settings {
-    pub(crate) fn parse(name: &Name, opts: &[Opt]) -> Result<Settings, OpenError> {
-        let mut s = Settings {
-            binary: false,
-            framing: Framing::Stream,
+    /// Checks `opts` for a port named `name`, left to right, as `open_port/2` does.
+    pub(crate) fn parse(name: &Name, opts: &[Opt]) -> Result<(Settings, SpawnOptions), OpenError> {
+        let mut p = SpawnOptions {
             cd: None,
             env: Vec::new(),
             args: None,
             arg0: None,
-            exit_status: false,
             nouse_stdio: false,
             stderr_to_stdout: false,
+            grace: DEFAULT_GRACE,
+        };
+        let mut s = Settings {
+            binary: false,
+            framing: Framing::Stream,
+            exit_status: false,
             reads: false,
             writes: false,
             eof: false,
             parallelism: false,
             busy: Some((4096, 8192)),
             read_window: Some(DEFAULT_READ_WINDOW),
-            grace: DEFAULT_GRACE,
+            packet_size: Some(DEFAULT_PACKET_SIZE),
             spin_wait: DEFAULT_SPIN_WAIT,
         };
         let mut line = None;
@@ -249,21 +323,21 @@ impl Settings {
                     let l = NonZeroUsize::new(*l).ok_or_else(|| bad("{:line, 0}: the length must be ≥ 1"))?;
                     line = Some(l);
                 }
-                Opt::Cd(d) => s.cd = Some(d.clone()),
+                Opt::Cd(d) => p.cd = Some(d.clone()),
                 Opt::Env(e) => {
                     for (k, _) in e {
                         if k.to_string_lossy().contains('=') {
                             return Err(bad(format!("{{:env, ..}}: variable name {k:?} contains '='")));
                         }
                     }
-                    s.env = e.clone();
+                    p.env = e.clone();
                 }
-                Opt::Args(a) => s.args = Some(a.clone()),
-                Opt::Arg0(a) => s.arg0 = Some(a.clone()),
+                Opt::Args(a) => p.args = Some(a.clone()),
+                Opt::Arg0(a) => p.arg0 = Some(a.clone()),
                 Opt::ExitStatus => s.exit_status = true,
-                Opt::UseStdio => s.nouse_stdio = false,
-                Opt::NoUseStdio => s.nouse_stdio = true,
-                Opt::StderrToStdout => s.stderr_to_stdout = true,
+                Opt::UseStdio => p.nouse_stdio = false,
+                Opt::NoUseStdio => p.nouse_stdio = true,
+                Opt::StderrToStdout => p.stderr_to_stdout = true,
                 Opt::In => s.reads = true,
                 Opt::Out => s.writes = true,
                 Opt::Eof => s.eof = true,
@@ -279,7 +353,13 @@ impl Settings {
                     }
                     s.read_window = *w;
                 }
-                Opt::Grace(a, b) => s.grace = (*a, *b),
+                Opt::PacketSize(n) => {
+                    if *n == Some(0) {
+                        return Err(bad("{:packet_size, 0} means no limit: Opt::PacketSize(None)"));
+                    }
+                    s.packet_size = *n;
+                }
+                Opt::Grace(a, b) => p.grace = (*a, *b),
                 Opt::SpinWait(d) => s.spin_wait = *d,
             }
         }
@@ -293,13 +373,13 @@ impl Settings {
             }
             s.framing = Framing::Line(l);
         }
-        if s.stderr_to_stdout && s.nouse_stdio {
+        if p.stderr_to_stdout && p.nouse_stdio {
             return Err(bad(":stderr_to_stdout cannot be combined with :nouse_stdio"));
         }
-        if !matches!(name, Name::Executable(_)) && (s.args.is_some() || s.arg0.is_some()) {
+        if !matches!(name, Name::Executable(_)) && (p.args.is_some() || p.arg0.is_some()) {
             return Err(bad("{:args, _} and {:arg0, _} need {:spawn_executable, path}"));
         }
-        Ok(s)
+        Ok((s, p))
     }
 }
 
@@ -309,7 +389,8 @@ impl FromStr for Opt {
     /// Parses one option in Elixir or Erlang syntax: `:binary`, `binary`, `{:packet, 4}`,
     /// `{:line, 80}`, `{:cd, "/tmp"}`, `{:arg0, "x"}`, `{:parallelism, true}`,
     /// `{:busy_limits_port, {4096, 8192}}` or `{:busy_limits_port, :disabled}`,
-    /// `{:read_window, 65536}` or `{:read_window, :infinity}`, `{:spin_wait, 20}` (µs). `args`
+    /// `{:read_window, 65536}` or `{:read_window, :infinity}`, `{:packet_size, 1048576}` or
+    /// `{:packet_size, 0}` (gen_tcp's "no limit", as `:infinity`), `{:spin_wait, 20}` (µs). `args`
     /// and `env` take lists and are built in Rust instead.
     fn from_str(s: &str) -> Result<Opt, OpenError> {
         let t = s.trim();
@@ -361,6 +442,8 @@ impl FromStr for Opt {
                 "busy_limits_msgq" => Opt::BusyLimitsMsgq(pair(v)?),
                 "read_window" if atom(v) == "infinity" => Opt::ReadWindow(None),
                 "read_window" => Opt::ReadWindow(Some(int()?)),
+                "packet_size" if atom(v) == "infinity" => Opt::PacketSize(None),
+                "packet_size" => Opt::PacketSize(Some(int()?).filter(|&n| n > 0)),
                 "spin_wait" => Opt::SpinWait(Duration::from_micros(int()? as u64)),
                 _ => return Err(bad(format!("unknown option {t}"))),
             };

@@ -9,16 +9,16 @@ use std::sync::MutexGuard;
 
 use bytes::Bytes;
 
-use super::{errno_name, After, CommandFlags, Phase, Port, PortError, State};
-use crate::engine;
+use super::state::{Half, Phase, State, WatchMode};
+use super::{errno_name, After, CommandFlags, Port, PortError};
+use crate::driver::Driver;
 use crate::framing;
 use crate::message::Reason;
 use crate::process;
-use crate::sys;
 
 impl Port {
     pub(super) fn wait_not_busy<'a>(&'a self, mut st: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
-        while st.busy && st.phase == Phase::Open {
+        while st.out.busy && st.phase == Phase::Open {
             st = self.cv_wait(st);
         }
         st
@@ -82,7 +82,7 @@ impl Port {
             if st.phase != Phase::Open {
                 return Err(PortError::Closed(self.label()));
             }
-            if st.busy && flags.nosuspend {
+            if st.out.busy && flags.nosuspend {
                 return Ok(false);
             }
             st = self.wait_not_busy(st);
@@ -99,11 +99,11 @@ impl Port {
         if st.phase != Phase::Open {
             return Err(PortError::Closed(self.label()));
         }
-        if st.input_closed || st.close_input {
+        if st.out.half != Half::Open {
             return Err(PortError::InputClosed(self.label()));
         }
-        framing::header(self.0.settings.framing, data.len())?;
-        if process::current_pid() == st.owner {
+        framing::header(self.inner().settings.framing, data.len())?;
+        if process::current_pid() == st.life.owner {
             self.lend_for_reply(st);
         }
         Ok(match self.write(st, data) {
@@ -144,8 +144,8 @@ impl Port {
                 if st.phase != Phase::Open {
                     return std::task::Poll::Ready(Err(PortError::Closed(self.label())));
                 }
-                if st.busy {
-                    st.busy_wakers.push(cx.waker().clone());
+                if st.out.busy {
+                    st.out.busy_wakers.push(cx.waker().clone());
                     return std::task::Poll::Pending;
                 }
                 match self.accept(&mut st, data.take().expect("polled after completion")) {
@@ -158,45 +158,49 @@ impl Port {
         })
     }
 
-    /// Queues `data` (with its packet header) and writes what the socket takes now.
+    /// Queues `data` (with its packet header) and writes what the driver takes now.
     /// `Err(reason)` means the port must end with that reason (OTP's `einval`, `ebadf`, `epipe`).
     pub(super) fn write(&self, st: &mut State, data: Bytes) -> Result<(), Reason> {
-        if !self.0.settings.writes {
+        let settings = &self.inner().settings;
+        if !settings.writes {
             return Err(Reason::atom("ebadf"));
         }
-        let header = framing::header(self.0.settings.framing, data.len()).map_err(|_| Reason::atom("einval"))?;
-        st.output += data.len() as u64;
+        let header = framing::header(settings.framing, data.len()).map_err(|_| Reason::atom("einval"))?;
+        st.out.sent += data.len() as u64;
         let h = header.as_bytes();
         if !h.is_empty() {
-            st.queued += h.len();
-            st.queue.push_back(Bytes::copy_from_slice(h));
+            st.out.queued += h.len();
+            st.out.queue.push_back(Bytes::copy_from_slice(h));
         }
         if !data.is_empty() {
-            st.queued += data.len();
-            st.queue.push_back(data);
+            st.out.queued += data.len();
+            st.out.queue.push_back(data);
         }
         self.flush_queue(st)?;
-        if let Some((_, high)) = self.0.settings.busy {
-            if st.queued >= high {
-                st.busy = true;
+        if let Some((_, high)) = settings.busy {
+            if st.out.queued >= high {
+                st.out.busy = true;
             }
         }
         Ok(())
     }
 
-    /// Writes queued output until the socket is full or the queue empty.
+    /// Writes queued output until the driver takes no more or the queue is empty.
     pub(super) fn flush_queue(&self, st: &mut State) -> Result<(), Reason> {
-        let Some(fd) = st.fd.as_ref() else { return Ok(()) };
-        while !st.queue.is_empty() {
-            let slices: Vec<io::IoSlice<'_>> = st.queue.iter().take(64).map(|b| io::IoSlice::new(b)).collect();
-            match sys::fd::send_vectored(fd.as_fd(), &slices) {
+        if st.phase == Phase::Dead {
+            return Ok(());
+        }
+        while !st.out.queue.is_empty() {
+            let slices: Vec<io::IoSlice<'_>> = st.out.queue.iter().take(64).map(|b| io::IoSlice::new(b)).collect();
+            match st.driver.write(&slices) {
                 Ok(mut n) => {
-                    st.queued -= n;
+                    drop(slices);
+                    st.out.queued -= n;
                     while n > 0 {
-                        let front = st.queue.front_mut().expect("bytes were queued");
+                        let front = st.out.queue.front_mut().expect("bytes were queued");
                         if n >= front.len() {
                             n -= front.len();
-                            st.queue.pop_front();
+                            st.out.queue.pop_front();
                         } else {
                             let _ = front.split_to(n);
                             n = 0;
@@ -208,45 +212,54 @@ impl Port {
                 Err(e) => return Err(Reason::atom(errno_name(&e))),
             }
         }
-        if st.busy {
-            let low = self.0.settings.busy.map_or(0, |(l, _)| l);
-            if st.queued < low || st.queue.is_empty() {
-                st.busy = false;
+        if st.out.busy {
+            let low = self.inner().settings.busy.map_or(0, |(l, _)| l);
+            if st.out.queued < low || st.out.queue.is_empty() {
+                st.out.busy = false;
                 self.cv_wake(st);
-                st.busy_wakers.drain(..).for_each(std::task::Waker::wake);
+                st.out.busy_wakers.drain(..).for_each(std::task::Waker::wake);
             }
         }
-        if st.queue.is_empty() && st.close_input && !st.input_closed {
-            st.input_closed = true;
-            let _ = sys::fd::shutdown_write(fd.as_fd());
+        if st.out.queue.is_empty() && st.out.half == Half::Draining {
+            st.out.half = Half::Closed;
+            st.driver.shutdown_write();
         }
-        let want = !st.queue.is_empty();
-        if want != st.write_armed {
-            if let Some(w) = st.direct {
-                // The polling thread hands the socket back to the reactor, for writability.
-                if want {
-                    process::wake_polling(w);
-                }
-            } else if let Ok(e) = engine::get() {
-                let armed = if st.registered {
-                    e.want_write(fd.as_fd(), self.0.id, want)
-                } else if want {
-                    // Lent, or left out after a direct read saw EOF: back in, for writes.
-                    st.lent = false;
-                    e.register(fd.as_fd(), self.0.id, true).inspect(|_| st.registered = true)
-                } else {
-                    Ok(())
-                };
-                if armed.is_ok() {
-                    st.write_armed = want;
-                }
-            }
-        }
+        self.want_writable(st, !st.out.queue.is_empty());
         Ok(())
     }
 
-    /// Called by the engine when the socket can take more output.
-    pub(crate) fn on_writable(&self) {
+    /// Asks for (or stops asking for) the driver's fd to be watched for room for output.
+    fn want_writable(&self, st: &mut State, want: bool) {
+        let armed = matches!(st.watch.mode, WatchMode::Reactor { write: true });
+        if want == armed {
+            return;
+        }
+        let Some(fd) = st.driver.io_fd().cloned() else { return };
+        let Some(e) = crate::engine::started() else { return };
+        let id = self.inner().id;
+        match st.watch.mode {
+            // The polling thread hands the socket back to the reactor, for writability.
+            WatchMode::Lent { poller: Some(w) } => {
+                if want {
+                    process::wake_polling(w);
+                }
+            }
+            WatchMode::Reactor { .. } => {
+                if e.want_write(fd.as_fd(), id, want).is_ok() {
+                    st.watch.mode = WatchMode::Reactor { write: want };
+                }
+            }
+            // Lent, or left out after a read by the owner saw EOF: back in, for writes.
+            WatchMode::Lent { poller: None } | WatchMode::Off => {
+                if want && e.register(fd.as_fd(), id, true).is_ok() {
+                    st.watch.mode = WatchMode::Reactor { write: true };
+                }
+            }
+        }
+    }
+
+    /// Called by the engine when the driver can take more output.
+    pub(super) fn on_writable(&self) {
         let after = {
             let mut st = self.lock();
             if !matches!(st.phase, Phase::Open | Phase::Closing) {
@@ -259,7 +272,7 @@ impl Port {
                     After::default()
                 }
                 Ok(()) => {
-                    if st.phase == Phase::Closing && st.queue.is_empty() {
+                    if st.phase == Phase::Closing && st.out.queue.is_empty() {
                         self.finish(&mut st);
                     }
                     After::default()

@@ -12,7 +12,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use super::{lookup, terminate, Exited, Inner, Pid, State, NEXT_PID, TABLE};
-use crate::message::{Message, Reason};
+use crate::message::{Message, Port, Reason};
 use crate::sys;
 
 /// A handle on a process's own mailbox and flags. Only the process's own thread should
@@ -218,23 +218,20 @@ impl Process {
                 m.taken();
                 return Ok(Some(m));
             }
-            if let (Some(port), Ok(wake)) = (crate::port::direct_candidate(), self.wake_fd()) {
+            if let (Some(port), Ok(wake)) = (poll_candidate(), self.wake_fd()) {
                 // Wait on the port's socket itself: its reply then costs no reactor hop.
                 st.polling = true;
                 drop(st);
                 let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-                let polled = port.wait_direct(self.inner.pid, wake, timeout, || self.lock().polling = false);
+                let polled =
+                    port.0.poll_for_owner(&port, self.inner.pid, wake, timeout, &mut || self.lock().polling = false);
                 st = self.lock();
                 st.polling = false;
-                if polled {
-                    if deadline.is_some_and(|d| Instant::now() >= d) && !st.queue.iter().any(&mut pred) {
-                        return Ok(None);
-                    }
-                    continue;
+                if polled && deadline.is_some_and(|d| Instant::now() >= d) && !st.queue.iter().any(&mut pred) {
+                    return Ok(None);
                 }
-                // Not pollable now: wait on the condvar, after looking again at the mailbox
-                // (a message may have come while the port was being checked).
-                crate::port::forget_direct(&port);
+                // Polled, or not pollable now (then it is no longer the candidate): look again
+                // at the mailbox, where a message may have come meanwhile.
                 continue;
             }
             st.waiting += 1;
@@ -355,8 +352,30 @@ impl Future for ReceiveFuture<'_> {
     }
 }
 
-/// Puts `msg` in `pid`'s mailbox; false if the process is dead (the message is dropped, as
-/// on the BEAM).
+thread_local! {
+    /// The port this thread's blocking receives poll themselves, since a reply is likely to
+    /// come from it: the one its process last opened or commanded as owner (the port layer
+    /// sets it; see `PortPeer::poll_for_owner`).
+    static POLL_CANDIDATE: std::cell::RefCell<Option<Port>> = const { std::cell::RefCell::new(None) };
+}
+
+/// This thread's poll candidate.
+fn poll_candidate() -> Option<Port> {
+    POLL_CANDIDATE.with(|c| c.borrow().clone())
+}
+
+/// Makes `port` (or nothing) this thread's poll candidate; returns the one it replaces.
+pub(crate) fn replace_poll_candidate(port: Option<Port>) -> Option<Port> {
+    POLL_CANDIDATE.with(|c| std::mem::replace(&mut *c.borrow_mut(), port))
+}
+
+/// Whether `port` is this thread's poll candidate.
+pub(crate) fn is_poll_candidate(port: &Port) -> bool {
+    POLL_CANDIDATE.with(|c| c.borrow().as_ref() == Some(port))
+}
+
+/// Puts `msg` in `pid`'s mailbox; false if it is dropped instead: the process is dead (as on
+/// the BEAM), or `msg` is the `Down` of a monitor the process has given up (`demonitor`).
 pub(crate) fn deliver(pid: Pid, msg: Message) -> bool {
     let Some(p) = lookup(pid) else {
         msg.taken();
@@ -369,7 +388,10 @@ pub(crate) fn deliver(pid: Pid, msg: Message) -> bool {
         return false;
     }
     if let Message::Down(r, _, _) = &msg {
-        st.monitors.retain(|(x, _)| x != r);
+        // Its monitor is listed until a `Down` or `demonitor` removes it, under this lock: a
+        // `Down` sent by an item that ended while the process demonitored it stays out.
+        let Some(i) = st.monitors.iter().position(|(x, _)| x == r) else { return false };
+        st.monitors.remove(i);
     }
     st.queue.push_back(msg);
     let wakers = std::mem::take(&mut st.wakers);

@@ -31,41 +31,19 @@ mod mailbox;
 mod signals;
 
 use std::collections::{HashMap, VecDeque};
-use std::fmt;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, LazyLock, Mutex, OnceLock, RwLock};
 use std::task::Waker;
 
 pub use self::mailbox::Process;
-pub(crate) use self::mailbox::{deliver, wake_polling};
+pub(crate) use self::mailbox::{deliver, is_poll_candidate, replace_poll_candidate, wake_polling};
 use self::signals::terminate;
 pub(crate) use self::signals::{add_link, exit_signal, remove_link};
-pub use self::signals::{demonitor, exit, link, monitor, unlink};
-use crate::message::{Id, Message, Reason, Ref, UserMsg};
+pub use self::signals::{demonitor, demonitor_with, exit, link, monitor, unlink, DemonitorOpts, LinkError};
+pub use crate::message::Pid;
+use crate::message::{Id, Message, Port, Reason, Ref, UserMsg};
 use crate::sys;
-
-/// A process identifier, printed as iex does: `#PID<0.80.0>`.
-///
-/// # Examples
-///
-/// ```
-/// use beamport::process;
-/// let me = process::current().pid();
-/// assert!(format!("{me:?}").starts_with("#PID<0."));
-/// let other = process::spawn(|_| {});
-/// assert_ne!(other, me);
-/// let copy = me; // `Copy`: pids are plain values
-/// assert_eq!(copy, me);
-/// ```
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Pid(u64);
-
-impl fmt::Debug for Pid {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "#PID<0.{}.0>", self.0)
-    }
-}
 
 impl Pid {
     /// Whether the process is alive.
@@ -133,6 +111,8 @@ struct State {
     /// The process's thread is blocked polling one of its ports' sockets and its wake
     /// eventfd instead of the condvar: data from that port reaches it without the reactor.
     polling: bool,
+    /// Ports this process owns: they close when it ends, linked to it or not.
+    owns: Vec<Port>,
 }
 
 static NEXT_PID: AtomicU64 = AtomicU64::new(80);
@@ -159,6 +139,29 @@ impl Drop for CurrentGuard {
 
 fn lookup(pid: Pid) -> Option<Arc<Inner>> {
     TABLE.read().expect("process table").get(&pid).cloned()
+}
+
+/// Records that `pid` owns `port`; false if `pid` is dead (it cannot own anything).
+pub(crate) fn adopt(pid: Pid, port: &Port) -> bool {
+    let Some(p) = lookup(pid) else { return false };
+    let mut st = p.state.lock().expect("mailbox");
+    if st.exit.is_some() {
+        return false;
+    }
+    if st.owns.len() == st.owns.capacity() {
+        // Ports closed since are dropped before the list grows: it stays within twice the
+        // ports the process owns, at no cost per close.
+        st.owns.retain(|p| !p.0.closing());
+    }
+    st.owns.push(port.clone());
+    true
+}
+
+/// `pid` no longer owns `port` (it was connected to another process).
+pub(crate) fn disown(pid: Pid, port: &Port) {
+    if let Some(p) = lookup(pid) {
+        p.state.lock().expect("mailbox").owns.retain(|x| x != port);
+    }
 }
 
 pub(crate) fn new_ref() -> Ref {

@@ -35,8 +35,39 @@ pub(crate) fn add_monitor(pid: Pid, r: Ref, watcher: Pid) -> bool {
     true
 }
 
-/// Links the calling process to a process or a port (Erlang's `link/1`). Linking to
-/// something dead sends the caller an exit signal `:noproc`.
+/// Why [`link`] failed: Erlang's `link/1` raises the same.
+///
+/// # Examples
+///
+/// ```
+/// use beamport::process::{self, LinkError};
+/// let dead = process::spawn(|_| {});
+/// # let me = process::current();
+/// # let r = process::monitor(dead);
+/// # me.receive().unwrap(); // its `Down`: dead now
+/// let e = process::link(dead).unwrap_err();
+/// assert_eq!(e, LinkError::Noproc(dead.into()));
+/// assert_eq!(e.to_string(), format!("noproc: {dead:?} is not alive"));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum LinkError {
+    /// `noproc`: the process or port is not alive (a port is not once it closes), and the
+    /// caller does not trap exits. A caller that traps them gets `Ok` and
+    /// `{:EXIT, item, :noproc}` instead.
+    #[error("noproc: {0:?} is not alive")]
+    Noproc(Id),
+    /// The calling process has exited itself: it links nothing any more.
+    #[error("the calling process has exited ({0:?})")]
+    Exited(Reason),
+}
+
+/// Links the calling process to a process or a port (Erlang's `link/1`), both ways: when
+/// either ends, the other gets an exit signal with its reason. Linking to itself or to
+/// something already linked does nothing.
+///
+/// Linking to something that is not alive follows OTP 25: a caller that traps exits gets
+/// `Ok` and the message `{:EXIT, item, :noproc}`; one that does not gets
+/// [`LinkError::Noproc`] (`link/1` raises `noproc`) and lives on.
 ///
 /// # Examples
 ///
@@ -48,7 +79,7 @@ pub(crate) fn add_monitor(pid: Pid, r: Ref, watcher: Pid) -> bool {
 /// let child = process::spawn(|p| {
 ///     let _ = p.receive(); // waits until killed
 /// });
-/// process::link(child);
+/// process::link(child).unwrap();
 /// process::exit(child, Reason::atom("crash"));
 /// match me.receive_timeout(Duration::from_secs(5)).unwrap() {
 ///     Some(Message::Exit(from, reason)) => {
@@ -58,22 +89,48 @@ pub(crate) fn add_monitor(pid: Pid, r: Ref, watcher: Pid) -> bool {
 ///     other => panic!("{other:?}"),
 /// }
 ///
-/// process::link(child); // dead by now: {:EXIT, child, :noproc}
+/// process::link(child).unwrap(); // dead by now, and trapping: {:EXIT, child, :noproc}
 /// let msg = me.receive_timeout(Duration::from_secs(5)).unwrap().expect("exit signal");
 /// assert!(matches!(msg, Message::Exit(_, Reason::Noproc)));
+///
+/// me.trap_exit(false); // not trapping: `noproc` is the caller's error, not its death
+/// assert_eq!(process::link(child), Err(process::LinkError::Noproc(child.into())));
+/// assert!(me.is_alive());
 /// ```
-pub fn link(to: impl Into<Id>) {
-    let me = current().pid();
+///
+/// # Errors
+///
+/// [`LinkError::Noproc`] for an item that is not alive while the caller does not trap exits;
+/// [`LinkError::Exited`] if the caller has exited.
+pub fn link(to: impl Into<Id>) -> Result<(), LinkError> {
+    let me = current();
     let to = to.into();
-    let ok = match &to {
-        Id::Pid(p) => *p != me && add_link(*p, Id::Pid(me)),
-        Id::Port(port) => port.add_link(me),
-    };
-    if ok {
-        add_link(me, to);
-    } else if to != Id::Pid(me) {
-        exit_signal(to, me, Reason::Noproc, true);
+    if to == Id::Pid(me.pid()) {
+        return Ok(());
     }
+    if let Some(reason) = me.exit_reason() {
+        return Err(LinkError::Exited(reason));
+    }
+    let ok = match &to {
+        Id::Pid(p) => add_link(*p, Id::Pid(me.pid())),
+        Id::Port(port) => port.0.add_link(me.pid()),
+    };
+    if !ok {
+        if !me.inner.state.lock().expect("mailbox").trap_exit {
+            return Err(LinkError::Noproc(to));
+        }
+        exit_signal(to, me.pid(), Reason::Noproc, true);
+        return Ok(());
+    }
+    if !add_link(me.pid(), to.clone()) {
+        // Exited meanwhile: no half link left behind.
+        match &to {
+            Id::Pid(p) => remove_link(*p, &Id::Pid(me.pid())),
+            Id::Port(port) => port.0.remove_link(me.pid()),
+        }
+        return Err(LinkError::Exited(me.exit_reason().unwrap_or(Reason::Noproc)));
+    }
+    Ok(())
 }
 
 /// Removes a link between the caller and `to` (Erlang's `unlink/1`).
@@ -106,7 +163,7 @@ pub fn unlink(to: impl Into<Id>) {
     remove_link(me, &to);
     match &to {
         Id::Pid(p) => remove_link(*p, &Id::Pid(me)),
-        Id::Port(port) => port.remove_link(me),
+        Id::Port(port) => port.0.remove_link(me),
     }
 }
 
@@ -127,13 +184,13 @@ pub fn monitor(item: impl Into<Id>) -> Ref {
     let me = current().pid();
     let r = new_ref();
     let item = item.into();
-    // Recorded first: a `Down` delivered from now on removes it again.
+    // Recorded first: a `Down` is let in only while its monitor is listed (see `deliver`).
     if let Some(p) = lookup(me) {
         p.state.lock().expect("mailbox").monitors.push((r, item.clone()));
     }
     let ok = match &item {
         Id::Pid(p) => add_monitor(*p, r, me),
-        Id::Port(port) => port.add_monitor(r, me),
+        Id::Port(port) => port.0.add_monitor(r, me),
     };
     if !ok {
         deliver(me, Message::Down(r, item, Reason::Noproc));
@@ -141,7 +198,9 @@ pub fn monitor(item: impl Into<Id>) -> Ref {
     r
 }
 
-/// Removes a monitor; a `Down` already delivered stays in the mailbox (as `demonitor/1`).
+/// Removes a monitor (Erlang's `demonitor/1`). Once it returns, no `Down` for `r` comes any
+/// more; one already in the mailbox stays there ([`demonitor_with`] and
+/// [`DemonitorOpts::flush`] remove it too).
 ///
 /// # Examples
 ///
@@ -163,14 +222,71 @@ pub fn monitor(item: impl Into<Id>) -> Ref {
 /// assert_eq!(me.message_queue_len(), 0); // nothing for `dropped`
 /// ```
 pub fn demonitor(r: Ref) {
-    let held = lookup(current().pid()).and_then(|p| {
-        let mut st = p.state.lock().expect("mailbox");
-        let i = st.monitors.iter().position(|(x, _)| *x == r)?;
-        Some(st.monitors.remove(i).1)
-    });
+    demonitor_with(r, DemonitorOpts::default());
+}
+
+/// The options of [`demonitor_with`]: Erlang's `demonitor/2` and Elixir's
+/// `Process.demonitor(ref, [:flush, :info])`.
+///
+/// # Examples
+///
+/// ```
+/// use beamport::process::DemonitorOpts;
+/// let flush = DemonitorOpts { flush: true, ..DemonitorOpts::default() }; // [:flush]
+/// assert!(flush.flush && !flush.info);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DemonitorOpts {
+    /// `:flush`: also remove a `{:DOWN, ref, ...}` already in the mailbox, so that none is
+    /// there after the call, nor ever comes.
+    pub flush: bool,
+    /// `:info`: return whether the monitor was still there (`true`), or had fired, its `Down`
+    /// delivered (and flushed with `:flush`), or was never the caller's (`false`).
+    pub info: bool,
+}
+
+/// Removes a monitor with options (Erlang's `demonitor/2`, Elixir's
+/// `Process.demonitor(ref, opts)`). Returns `true`, or with [`DemonitorOpts::info`] whether
+/// the monitor was removed before it fired. Once it returns, no `Down` for `r` comes any more,
+/// whichever thread ends the monitored item meanwhile; with [`DemonitorOpts::flush`] none is
+/// in the mailbox either.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use beamport::process::{self, DemonitorOpts};
+/// use beamport::{Name, Port};
+/// let me = process::current();
+/// let port = Port::open(Name::spawn("cat"), []).unwrap();
+/// let fired = port.monitor();
+/// let active = port.monitor();
+/// let flush_info = DemonitorOpts { flush: true, info: true };
+/// assert!(process::demonitor_with(active, DemonitorOpts { info: true, ..DemonitorOpts::default() }));
+/// port.close().unwrap(); // `fired`'s DOWN is in the mailbox now
+/// assert_eq!(me.message_queue_len(), 1);
+/// assert!(!process::demonitor_with(fired, flush_info)); // had fired: false, DOWN flushed
+/// assert_eq!(me.message_queue_len(), 0);
+/// assert!(!process::demonitor_with(fired, flush_info)); // unknown by now
+/// assert!(process::demonitor_with(fired, DemonitorOpts::default())); // plain: always true
+/// ```
+pub fn demonitor_with(r: Ref, opts: DemonitorOpts) -> bool {
+    let me = current();
+    let held = {
+        // One lock for both: a `Down` is let in only while its monitor is listed here (see
+        // `deliver`), so none can slip in after the flush.
+        let mut st = me.inner.state.lock().expect("mailbox");
+        let held = st.monitors.iter().position(|(x, _)| *x == r).map(|i| st.monitors.remove(i).1);
+        if opts.flush {
+            st.queue.retain(|m| !matches!(m, Message::Down(x, ..) if *x == r));
+        }
+        held
+    };
+    let found = held.is_some();
     if let Some(item) = held {
         forget_monitor(r, &item);
     }
+    !opts.info || found
 }
 
 /// Removes monitor `r` from the item it watches.
@@ -181,7 +297,7 @@ fn forget_monitor(r: Ref, item: &Id) {
                 p.state.lock().expect("mailbox").monitored_by.retain(|(x, _)| *x != r);
             }
         }
-        Id::Port(port) => port.remove_monitor(r),
+        Id::Port(port) => port.0.remove_monitor(r),
     }
 }
 
@@ -234,7 +350,7 @@ pub fn exit(to: impl Into<Id>, reason: Reason) {
     let from = Id::Pid(current().pid());
     match to.into() {
         Id::Pid(p) => exit_signal(from, p, reason, false),
-        Id::Port(port) => port.exit_signal(current().pid(), reason, false),
+        Id::Port(port) => port.0.exit_signal(&port, current().pid(), reason, false),
     }
 }
 
@@ -285,31 +401,39 @@ pub(super) fn terminate(p: &Arc<Inner>, reason: Reason) {
     let links = std::mem::take(&mut st.links);
     let monitors = std::mem::take(&mut st.monitored_by);
     let held = std::mem::take(&mut st.monitors);
+    let owns = std::mem::take(&mut st.owns);
     let wakers = std::mem::take(&mut st.wakers);
     let polling = st.polling;
     drop(st);
     p.wake_waiter(polling, true);
     wakers.into_iter().for_each(Waker::wake);
-    queue.iter().for_each(Message::taken);
     let me = p.pid;
     // Processes see the reason as it is: a process that ended itself with `:kill` is seen
     // with `:kill`, an ordinary reason through a link. Ports take `:kill` as
     // `exit(port, :kill)` and report `:killed` (OTP 25).
     let for_ports = reason.propagated();
+    // Its own monitors go first, as on the BEAM: whoever gets its `Down` or exit signal finds
+    // it gone from what it monitored (`monitored_by`).
+    for (r, item) in held {
+        forget_monitor(r, &item);
+    }
     // Its ports close before anyone can see the death: a port connected to this pid after a
-    // `Down` or `is_alive() == false` belongs to a dead owner and stays open (E4).
-    crate::port::owner_gone(me, &for_ports);
+    // `Down` or `is_alive() == false` belongs to a dead owner and stays open, as on the BEAM
+    // (docs/otp-semantics.md#connect).
+    for port in owns {
+        port.0.owner_exited(&port, me, &for_ports);
+    }
+    // Then the dropped messages give their ports' read windows back: a port paused at a full
+    // window, closed already, does not start reading again for an owner that is gone.
+    queue.iter().for_each(Message::taken);
     TABLE.write().expect("process table").remove(&p.pid);
     for l in links {
         match l {
             Id::Pid(other) => exit_signal(Id::Pid(me), other, reason.clone(), true),
-            Id::Port(port) => port.exit_signal(me, for_ports.clone(), true),
+            Id::Port(port) => port.0.exit_signal(&port, me, for_ports.clone(), true),
         }
     }
     for (r, watcher) in monitors {
         deliver(watcher, Message::Down(r, Id::Pid(me), reason.clone()));
-    }
-    for (r, item) in held {
-        forget_monitor(r, &item);
     }
 }

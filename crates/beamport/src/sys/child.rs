@@ -25,8 +25,10 @@ pub(crate) struct ChildSpec {
     pub io: OwnedFd,
 }
 
-/// What the child runs and how it sets itself up for it.
-#[derive(Debug)]
+/// What the child runs and how it sets itself up for it: the one typed description of a
+/// port's program, from the port's options to `execve` (the launcher's protocol serialises
+/// it as it is).
+#[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Exec {
     pub program: CString,
     pub argv: Vec<CString>,
@@ -249,7 +251,7 @@ struct Launches {
 /// fails with `EAGAIN` rather than wait, and its caller asks the launcher. On a busy machine a
 /// child may wait long for a CPU before it execs: with 64 spawns in flight on two CPUs, 63
 /// launches were in use at once, and a cap of 8 or 16 sent so many spawns to the launcher
-/// that the rate fell back to the launcher's (32: −2 %; six rounds each, session 7). The
+/// that the rate fell back to the launcher's (32: −2 %, in six paired rounds each). The
 /// engine runs at most 64 such children anyway.
 const LAUNCHES_MAX: usize = 64;
 
@@ -619,7 +621,8 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
         let empty = 0u64;
         call(libc::SYS_rt_sigprocmask, libc::SIG_SETMASK as usize, &empty as *const u64 as usize, 0, sigset);
         // Rust hosts ignore SIGPIPE; port programs get the default back, so a program that
-        // writes to a closed port ends instead of spinning on EPIPE (OTP's E21 fault).
+        // writes to a closed port ends instead of spinning on EPIPE, as OTP's programs, which
+        // inherit the VM's ignored SIGPIPE, can (docs/otp-semantics.md#children-outlive-the-vm).
         call(libc::SYS_rt_sigaction, libc::SIGPIPE as usize, DEFAULT_ACTION.as_ptr() as usize, 0, sigset);
         call(libc::SYS_setsid, 0, 0, 0, 0);
         if let Some(sig) = sh.death_signal {
@@ -664,11 +667,6 @@ fn unreachable_exit() -> ! {
     loop {
         std::hint::spin_loop();
     }
-}
-
-/// Builds a C string (in place), refusing interior NULs with `InvalidInput`.
-pub(crate) fn cstring_from(bytes: Vec<u8>) -> io::Result<CString> {
-    CString::new(bytes).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL byte in argument"))
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ extern "C" fn beamport_launcher_entry() {
     // SAFETY: the host passed this fd, open and owned by nobody else in this new process,
     // for exactly this purpose.
     let sock = unsafe { OwnedFd::from_raw_fd(fd) };
-    let code = crate::launcher::server::run(sock);
+    let code = crate::run_launcher(sock);
     std::process::exit(code);
 }
 

@@ -60,6 +60,22 @@ pub(crate) fn shutdown_read(fd: BorrowedFd<'_>) -> io::Result<()> {
     Ok(())
 }
 
+/// Closes the host's end of a socket so that the peer reads a clean end of input, as it
+/// would from a pipe. A Unix socket closed with data still unread makes the peer's next
+/// read fail with `ECONNRESET`; so the host stops reading (`SHUT_RD`: the peer's writes now
+/// fail), discards what was queued for it, then lets `fd` go.
+pub(crate) fn close_quietly(fd: BorrowedFd<'_>) {
+    if shutdown_read(fd).is_err() {
+        return;
+    }
+    let mut scratch = [std::mem::MaybeUninit::<u8>::uninit(); 16 * 1024];
+    while let Ok((read, _)) = rustix::io::read(fd, &mut scratch[..]) {
+        if read.is_empty() {
+            break;
+        }
+    }
+}
+
 /// `shutdown(fd, SHUT_WR)`: the child reads EOF on its stdin, its output still flows.
 pub(crate) fn shutdown_write(fd: BorrowedFd<'_>) -> io::Result<()> {
     rustix::net::shutdown(fd, rustix::net::Shutdown::Write)?;

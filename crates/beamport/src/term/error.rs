@@ -3,9 +3,7 @@
 
 use bytes::Bytes;
 
-use crate::message::Message;
-use crate::port::PortError;
-use crate::process::Exited;
+use crate::{Exited, Message, PortError};
 
 /// Bytes that did not decode as a term: where, and why.
 ///

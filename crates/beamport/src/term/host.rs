@@ -9,9 +9,8 @@ use eetf::Term;
 
 use super::error::Error;
 use super::{decode, encode};
-use crate::message::{Message, PortMsg};
-use crate::port::{Port, Request};
 use crate::process::{self, Pid, Process};
+use crate::{Message, Port, PortMsg, Request};
 
 /// The node name of this host's pids and ports as terms: a VM without distribution's.
 const NODE: &str = "nonode@nohost";

@@ -1,5 +1,5 @@
-//! Every example of the Elixir 1.5 `Port` documentation (`shared/seed/elixir-1.5-port.txt`),
-//! run against the library, with the messages compared as iex prints them.
+//! Every example of Elixir's Port docs (the `Port` module of Elixir 1.5), run against the
+//! library, with the messages compared as iex prints them.
 
 mod common;
 
@@ -109,7 +109,7 @@ fn spawn_executable_with_args() {
 }
 
 /// The docs' claim that `:spawn` cannot pass arguments with spaces is wrong on Unix: the
-/// command goes through `sh`, so quoting works (spec §1.2).
+/// command goes through `sh`, so quoting works (docs/otp-semantics.md#spawn-runs-a-shell).
 #[test]
 fn spawn_quoting_works() {
     let me = process::current();
@@ -137,8 +137,8 @@ fn command_and_close_functions() {
 }
 
 /// `Port.command(port, data, [:nosuspend])` on a busy port returns `false` and drops the
-/// data (E12): 8 MB (more than the port's socket buffers) queued behind a program that
-/// reads nothing.
+/// data, as on the VM: 8 MB (more than the port's socket buffers) queued behind a program
+/// that reads nothing (docs/otp-semantics.md#busy-ports).
 #[test]
 fn command_nosuspend_on_a_busy_port() {
     let me = process::current();
@@ -201,7 +201,8 @@ fn info_1() {
             me.pid()
         )
     );
-    // The pid is known once the child is forked, before it execs (as in OTP, §1.6).
+    // The pid is known once the child is forked, before it execs, as in OTP
+    // (docs/otp-semantics.md#info-and-counters).
     assert!(wait_until(DEADLINE, || cmdline(os_pid) == ["cat"]), "{:?}", cmdline(os_pid));
     port.close().unwrap();
     assert!(port.info().is_none());
@@ -307,10 +308,10 @@ fn port_names() {
     port.close().unwrap();
 }
 
-/// The seed's examples leave nothing behind: once their ports are closed, every OS process
+/// The docs' examples leave nothing behind: once their ports are closed, every OS process
 /// they started has ended (checked per port; the whole-launcher check is in `leaks.rs`).
 #[test]
-fn seed_ports_leave_no_process() {
+fn the_examples_ports_leave_no_process() {
     let me = process::current();
     let mut pids = Vec::new();
     for name in ["cat", "echo oops", "sleep 30"] {
