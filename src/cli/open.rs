@@ -5,6 +5,10 @@
 //! half-closed and the output is still printed until the port ends. Every message the owner
 //! gets is printed on its own line, in iex format; the owner traps exits, so the last line is
 //! `{:EXIT, #Port<0.N>, reason}`. The exit status is [`EXIT_STATUS_HELP`]'s.
+//!
+//! With `--term`, each stdin line is a term in Erlang syntax (`{ok, [1, 2, 3]}`), sent as
+//! `term_to_binary` would encode it, and each packet the program sends is printed as the
+//! term it decodes to; a line that is not a term is reported with its column and skipped.
 
 use std::ffi::{OsStr, OsString};
 use std::io::{BufRead, Write};
@@ -12,7 +16,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use beamport::{find_executable, process, Message, Name, OpenError, Opt, Port, PortError, PortMsg};
+use beamport::{find_executable, process, term, Message, Name, OpenError, Opt, Port, PortError, PortMsg};
 
 /// How `beamport open` chooses its exit status (its `--help` and the README say the same).
 const EXIT_STATUS_HELP: &str = "\
@@ -29,10 +33,12 @@ Exit status:
 #[derive(Debug, clap::Args)]
 #[command(after_help = format!("Each stdin line is one command; when stdin ends the port's input is half-closed.\n\
 Every message the owner gets is printed in iex format; the last is {{:EXIT, #Port<0.N>, reason}}.\n\
-{{:spawn, \"a; b\"}} runs only a, as in OTP (sh -c \"exec a; b\"); use --spawn \"sh -c 'a; b'\".\n\n\
+{{:spawn, \"a; b\"}} runs only a, as in OTP (sh -c \"exec a; b\"); use --spawn \"sh -c 'a; b'\".\n\
+With --term, each stdin line is a term in Erlang syntax and each packet prints as a term.\n\n\
 {EXIT_STATUS_HELP}\n\n\
 Examples:\n  printf 'hello\\n' | beamport open --exit-status -- /bin/cat\n  \
-beamport open --spawn 'echo oops'\n  printf 'a\\nbb\\n' | beamport open --packet 4 -- cat"))]
+beamport open --spawn 'echo oops'\n  printf 'a\\nbb\\n' | beamport open --packet 4 -- cat\n  \
+echo '{{ok, [1, 2, 3], <<\"bin\">>, #{{a => 1}}}}' | beamport open --term -- cat"))]
 pub struct Args {
     /// Boxed, so that `cli::Command` stays small.
     #[command(flatten)]
@@ -79,6 +85,11 @@ struct Spec {
     /// `:nouse_stdio`: the program reads fd 3 and writes fd 4.
     #[arg(long)]
     nouse_stdio: bool,
+    /// Terms: each stdin line is a term in Erlang syntax (`{ok, [1, 2, 3]}`, `<<"bin">>`,
+    /// `#{a => 1}`), sent encoded as one packet; each packet received prints as a term.
+    /// Implies `--packet 4` unless `--packet` is given.
+    #[arg(long, conflicts_with = "line")]
+    term: bool,
     /// SIGTERM the program N ms after the port is gone, SIGKILL N ms later (default 5000/2000).
     #[arg(long, value_name = "N")]
     grace_ms: Option<u64>,
@@ -107,12 +118,18 @@ pub fn run(args: Args) -> i32 {
         Ok(p) => p,
         Err(e) => return open_failed(&e),
     };
-    let packets = args.packet.is_some();
+    let input = if args.term {
+        Input::Terms
+    } else if args.packet.is_some() {
+        Input::Packets
+    } else {
+        Input::Lines
+    };
     let (reader_port, owner) = (port.clone(), me.pid());
     std::thread::Builder::new()
         .name("beamport-open-stdin".into())
         .spawn(move || {
-            feed(&reader_port, packets);
+            feed(&reader_port, input);
             process::send(owner, StdinEnded);
         })
         .expect("spawning the stdin reader");
@@ -131,8 +148,18 @@ pub fn run(args: Args) -> i32 {
         match &msg {
             Message::User(u) if u.downcast_ref::<StdinEnded>().is_some() => stdin_ended = true,
             m => {
+                let text = match m {
+                    Message::Port(p, PortMsg::Data(d)) if args.term => match term::decode(d.bytes()) {
+                        Ok(t) => format!("{{{p:?}, {{:data, {}}}}}", term::iex(&t)),
+                        Err(e) => {
+                            eprintln!("beamport open: a packet that is not a term: {e}");
+                            format!("{m:?}")
+                        }
+                    },
+                    m => format!("{m:?}"),
+                };
                 // A closed stdout (e.g. `| head`) must not stop us from ending the port properly.
-                let _ = writeln!(stdout, "{m:?}").and_then(|()| stdout.flush());
+                let _ = writeln!(stdout, "{text}").and_then(|()| stdout.flush());
                 match m {
                     Message::Port(p, PortMsg::Eof) if *p == port => eof_seen = true,
                     Message::Port(p, PortMsg::ExitStatus(s)) if *p == port => status = Some(s.code()),
@@ -161,11 +188,24 @@ fn exit_code(status: Option<i32>, normal: bool) -> i32 {
     }
 }
 
+/// What each stdin line is.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Input {
+    /// A command, newline and all.
+    Lines,
+    /// A packet, without its newline.
+    Packets,
+    /// A term in Erlang syntax, sent encoded.
+    Terms,
+}
+
 /// Reads stdin line by line and sends each line to the port; half-closes the port at EOF.
-fn feed(port: &Port, packets: bool) {
+fn feed(port: &Port, input: Input) {
     let mut stdin = std::io::stdin().lock();
     let mut line = Vec::new();
+    let mut number = 0;
     loop {
+        number += 1;
         line.clear();
         match stdin.read_until(b'\n', &mut line) {
             Ok(0) => break,
@@ -176,8 +216,18 @@ fn feed(port: &Port, packets: bool) {
                 break;
             }
         }
-        if packets && line.last() == Some(&b'\n') {
+        if input != Input::Lines && line.last() == Some(&b'\n') {
             line.pop();
+        }
+        if input == Input::Terms {
+            match encode_line(&line) {
+                Some(Ok(bytes)) => line = bytes,
+                Some(Err(e)) => {
+                    eprintln!("beamport open: line {number} not sent: {e}");
+                    continue;
+                }
+                None => continue,
+            }
         }
         match port.command(std::mem::take(&mut line)) {
             Ok(()) => {}
@@ -186,6 +236,15 @@ fn feed(port: &Port, packets: bool) {
         }
     }
     let _ = port.close_input();
+}
+
+/// A line of Erlang syntax as an encoded term; `None` for a blank line.
+fn encode_line(line: &[u8]) -> Option<Result<Vec<u8>, String>> {
+    let text = String::from_utf8_lossy(line);
+    if text.trim().is_empty() {
+        return None;
+    }
+    Some(term::parse(&text).map_err(|e| e.to_string()).and_then(|t| term::encode(&t).map_err(|e| e.to_string())))
 }
 
 /// The port's name and options from the command line.
@@ -223,8 +282,10 @@ fn port_spec(args: &Spec) -> Result<(Name, Vec<Opt>), OpenError> {
     if let Some(a) = &args.arg0 {
         opts.push(Opt::Arg0(a.clone()));
     }
-    if let Some(n) = &args.packet {
-        opts.push(format!("{{:packet, {n}}}").parse()?);
+    match &args.packet {
+        Some(n) => opts.push(format!("{{:packet, {n}}}").parse()?),
+        None if args.term => opts.push(Opt::Packet(4)),
+        None => {}
     }
     if let Some(l) = &args.line {
         opts.push(format!("{{:line, {l}}}").parse()?);

@@ -36,6 +36,8 @@ pub mod process;
 pub mod program;
 mod spawning;
 mod sys;
+#[cfg(feature = "term")]
+pub mod term;
 
 pub use message::{Data, ExitStatus, Id, Message, Port, PortMsg, Reason, Ref, UserMsg};
 pub use port::{

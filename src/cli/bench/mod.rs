@@ -44,6 +44,10 @@ pub struct Args {
     /// Be `latency`'s echo program: read `{packet, 4}` frames on stdin and write each back.
     #[arg(long, hide = true, exclusive = true)]
     echo_packet4: bool,
+    /// Be `term_roundtrip`'s Rust port program: decode each `{packet, 4}` frame as a term and
+    /// write the term back encoded (the loop of `examples/term_echo`).
+    #[arg(long, hide = true, exclusive = true)]
+    term_echo: bool,
     /// Run one round of WORKLOAD/IMPL in this process and print its JSON lines
     /// (for the workloads that need a fresh process).
     #[arg(long, hide = true, value_name = "WORKLOAD/IMPL", conflicts_with = "json")]
@@ -57,6 +61,15 @@ pub fn run(args: Args) -> i32 {
             Ok(()) => 0,
             Err(e) => {
                 eprintln!("beamport bench --echo-packet4: {e}");
+                1
+            }
+        };
+    }
+    if args.term_echo {
+        return match term_echo() {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("beamport bench --term-echo: {e}");
                 1
             }
         };
@@ -89,7 +102,7 @@ pub fn run(args: Args) -> i32 {
             for &imp in &runnable(w, otp.is_some()) {
                 progress.step(&format!("{}: {}, round {round}/{rounds}", w.name(), imp.name()));
                 let outcome = match imp {
-                    Impl::Otp => otp.as_ref().expect("runnable").run(w, &sizes),
+                    _ if imp == Impl::Otp || w.hosted_by_vm() => otp.as_ref().expect("runnable").run(w, imp, &sizes),
                     _ if w.needs_fresh_process() => in_child(w, imp, args.quick),
                     _ => workloads::run(w, imp, &sizes),
                 };
@@ -136,7 +149,7 @@ pub fn run(args: Args) -> i32 {
 
 /// The implementations that can run `w` here.
 fn runnable(w: Workload, have_otp: bool) -> Vec<Impl> {
-    w.impls().iter().copied().filter(|i| *i != Impl::Otp || have_otp).collect()
+    w.impls().iter().copied().filter(|i| (*i != Impl::Otp && !w.hosted_by_vm()) || have_otp).collect()
 }
 
 /// Runs one round of `w` by `imp` in a fresh `beamport bench --child` process.
@@ -180,6 +193,16 @@ fn echo_packet4() -> std::io::Result<()> {
     let mut channel = Channel::stdio(Framing::Packet(PacketSize::Four))?;
     while let Some(frame) = channel.read()? {
         channel.write(&frame)?;
+    }
+    Ok(())
+}
+
+/// `term_roundtrip`'s Rust port program, the loop of `examples/term_echo`: every
+/// `{packet, 4}` frame on stdin is decoded as a term and the term written back encoded.
+fn term_echo() -> std::io::Result<()> {
+    let mut channel = Channel::stdio(Framing::Packet(PacketSize::Four))?;
+    while let Some(term) = channel.read_term()? {
+        channel.write_term(&term)?;
     }
     Ok(())
 }

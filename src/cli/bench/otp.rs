@@ -9,16 +9,18 @@ use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use super::workloads::{Impl, Res, Sample, Sizes, Workload, ECHO_ARGS, IN_FLIGHT};
+use super::workloads::{Impl, Res, Sample, Sizes, Workload, ECHO_ARGS, IN_FLIGHT, TERM_ECHO_ARGS};
 
 /// The escripts, by file name.
-const SCRIPTS: [(&str, &str); 6] = [
+const SCRIPTS: [(&str, &str); 8] = [
     ("throughput.escript", include_str!("../../../bench/otp/throughput.escript")),
     ("latency.escript", include_str!("../../../bench/otp/latency.escript")),
     ("spawn.escript", include_str!("../../../bench/otp/spawn.escript")),
     ("concurrency.escript", include_str!("../../../bench/otp/concurrency.escript")),
     ("memory.escript", include_str!("../../../bench/otp/memory.escript")),
     ("max_ports.escript", include_str!("../../../bench/otp/max_ports.escript")),
+    ("term_roundtrip.escript", include_str!("../../../bench/otp/term_roundtrip.escript")),
+    ("term_echo.escript", include_str!("../../../bench/otp/term_echo.escript")),
 ];
 
 /// The longest one escript may run.
@@ -69,8 +71,9 @@ impl Otp {
         Some(otp)
     }
 
-    /// Runs one round of `w` in a new VM.
-    pub fn run(&self, w: Workload, s: &Sizes) -> Res<Vec<Sample>> {
+    /// Runs one round of `w` in a new VM; for a workload the VM hosts, with `imp`'s port
+    /// program.
+    pub fn run(&self, w: Workload, imp: Impl, s: &Sizes) -> Res<Vec<Sample>> {
         let exe = super::workloads::self_exe();
         let (script, args): (&str, Vec<String>) = match w {
             Workload::Throughput => ("throughput", vec![s.throughput_bytes.to_string(), s.chunk.to_string()]),
@@ -84,6 +87,17 @@ impl Otp {
             Workload::Concurrency5000 => ("concurrency", vec![s.concurrency.to_string()]),
             Workload::MemoryPerPort => ("memory", vec![s.memory.to_string()]),
             Workload::MaxPorts => ("max_ports", vec![s.max_ports_cap.to_string()]),
+            Workload::TermRoundtrip => {
+                let mut a = vec![s.term_map_trips.to_string(), s.term_binary_trips.to_string(), imp.name().into()];
+                if imp == Impl::Otp {
+                    a.push(self.escript.to_string_lossy().into_owned());
+                    a.push(self.dir.join("term_echo.escript").to_string_lossy().into_owned());
+                } else {
+                    a.push(exe.to_string_lossy().into_owned());
+                    a.extend(TERM_ECHO_ARGS.map(String::from));
+                }
+                ("term_roundtrip", a)
+            }
         };
         // Output goes to files, not pipes: the VM's forker, `erl_child_setup`, inherits
         // the VM's stdout and stderr and may outlive it (see `reap_forker`).
@@ -128,7 +142,7 @@ impl Otp {
             let first = err.lines().next().unwrap_or("");
             return Err(format!("{script}.escript failed ({status}): {first}").into());
         }
-        parse_lines(&out, w, Impl::Otp)
+        parse_lines(&out, w, if w.hosted_by_vm() { imp } else { Impl::Otp })
     }
 
     /// What went wrong on the VM's side besides the measurements: forkers left behind.

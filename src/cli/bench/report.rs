@@ -30,6 +30,7 @@ fn targets(w: Workload, metric: &str) -> Vec<Target> {
         (Workload::Concurrency5000, _) => vec![MaxTimes(Impl::Otp, 1.0)],
         (Workload::MemoryPerPort, _) => vec![Max(1024.0)],
         (Workload::MaxPorts, _) => vec![Min(15_000.0)],
+        (Workload::TermRoundtrip, _) => vec![MinTimes(Impl::Otp, 2.0)],
     }
 }
 

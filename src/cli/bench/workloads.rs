@@ -56,11 +56,14 @@ pub enum Workload {
     /// The most `cat` ports open at once under the fd limit.
     #[value(name = "max_ports")]
     MaxPorts,
+    /// Terms echoed by a Rust port program and by an Erlang one, the VM the host of both.
+    #[value(name = "term_roundtrip")]
+    TermRoundtrip,
 }
 
 impl Workload {
     /// Every workload, in the order they run.
-    pub const ALL: [Workload; 7] = [
+    pub const ALL: [Workload; 8] = [
         Workload::Throughput,
         Workload::Latency,
         Workload::SpawnSeq,
@@ -68,6 +71,7 @@ impl Workload {
         Workload::Concurrency5000,
         Workload::MemoryPerPort,
         Workload::MaxPorts,
+        Workload::TermRoundtrip,
     ];
 
     /// The name used on the command line and in JSON.
@@ -80,6 +84,7 @@ impl Workload {
             Workload::Concurrency5000 => "concurrency_5000",
             Workload::MemoryPerPort => "memory_per_port",
             Workload::MaxPorts => "max_ports",
+            Workload::TermRoundtrip => "term_roundtrip",
         }
     }
 
@@ -97,7 +102,14 @@ impl Workload {
             Workload::Concurrency5000 | Workload::MemoryPerPort | Workload::MaxPorts => {
                 &[Impl::Beamport, Impl::Std, Impl::Otp]
             }
+            // `beamport`: the port program is Rust's; the host is the VM for both.
+            Workload::TermRoundtrip => &[Impl::Beamport, Impl::Otp],
         }
+    }
+
+    /// Whether the VM is the host of every implementation (the port programs differ).
+    pub fn hosted_by_vm(self) -> bool {
+        matches!(self, Workload::TermRoundtrip)
     }
 
     /// Whether a measurement must run in a fresh process: memory is measured as the growth
@@ -163,6 +175,10 @@ pub struct Sizes {
     pub memory: usize,
     /// `max_ports` stops here even without an error.
     pub max_ports_cap: usize,
+    /// Timed round trips of the 1 KB map in `term_roundtrip`.
+    pub term_map_trips: usize,
+    /// Timed round trips of the 64 KB binary in `term_roundtrip`.
+    pub term_binary_trips: usize,
 }
 
 impl Sizes {
@@ -178,6 +194,8 @@ impl Sizes {
             concurrency: 5_000,
             memory: 5_000,
             max_ports_cap: 25_000,
+            term_map_trips: 20_000,
+            term_binary_trips: 4_000,
         }
     }
 
@@ -194,6 +212,8 @@ impl Sizes {
             spawn_seq: 300,
             spawn_par: 600,
             concurrency: 1_000,
+            term_map_trips: 2_000,
+            term_binary_trips: 400,
             ..Sizes::full()
         }
     }
@@ -219,6 +239,13 @@ impl Sizes {
             }
             Workload::MemoryPerPort => format!("host memory per open `cat` port, {} open", self.memory),
             Workload::MaxPorts => "`cat` ports open at once before the first error".to_string(),
+            Workload::TermRoundtrip => format!(
+                "a 1 KB map ({} trips) and a 64 KB binary ({}), `term_to_binary`'d by the VM, decoded and \
+                 encoded again by a port program, round trips per second; the VM is the host of both: \
+                 `beamport` is Rust's (`beamport bench --term-echo`, the loop of `examples/term_echo`), \
+                 `otp` is Erlang's (`bench/otp/term_echo.escript`)",
+                self.term_map_trips, self.term_binary_trips
+            ),
         }
     }
 }
@@ -260,6 +287,7 @@ pub fn run(w: Workload, imp: Impl, s: &Sizes) -> Res<Vec<Sample>> {
         (Workload::MemoryPerPort, Impl::Std) => one("memory", "bytes", std_memory(s.memory)),
         (Workload::MaxPorts, Impl::Beamport) => fresh(|| beamport_max_ports(s.max_ports_cap)).map(|s| vec![s]),
         (Workload::MaxPorts, Impl::Std) => std_max_ports(s.max_ports_cap).map(|s| vec![s]),
+        (Workload::TermRoundtrip, _) => Err("term_roundtrip runs in the VM, through its escript".into()),
         (w, i) => Err(format!("{} has no {} implementation", w.name(), i.name()).into()),
     }
 }
@@ -296,6 +324,9 @@ fn echo_program() -> Res<std::path::PathBuf> {
 
 /// The arguments that make the `beamport` binary an echo program.
 pub const ECHO_ARGS: [&str; 2] = ["bench", "--echo-packet4"];
+
+/// The arguments that make the `beamport` binary a term echo program.
+pub const TERM_ECHO_ARGS: [&str; 2] = ["bench", "--term-echo"];
 
 fn megabytes_per_s(bytes: usize, t: Duration) -> f64 {
     bytes as f64 / t.as_secs_f64() / 1e6

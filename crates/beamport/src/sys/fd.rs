@@ -28,6 +28,13 @@ pub(crate) fn set_send_buffer(fd: BorrowedFd<'_>, bytes: usize) {
     let _ = rustix::net::sockopt::set_socket_send_buffer_size(fd, bytes);
 }
 
+/// Grows a pipe's capacity to `bytes` (best effort; nothing happens on anything but a
+/// pipe, or past the system's `pipe-max-size`): a packet that fits passes in one write, and
+/// neither side waits for the other in the middle of it.
+pub(crate) fn grow_pipe(fd: BorrowedFd<'_>, bytes: usize) {
+    let _ = rustix::pipe::fcntl_setpipe_size(fd, bytes);
+}
+
 /// Raises the soft `RLIMIT_NOFILE` to the hard limit, as the Erlang VM does at start.
 /// Returns the limit now in force.
 pub(crate) fn raise_nofile_limit() -> u64 {
@@ -208,6 +215,13 @@ pub(crate) fn is_socket(fd: BorrowedFd<'_>) -> bool {
 /// A close-on-exec duplicate of `fd`.
 pub(crate) fn dup(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
     Ok(rustix::io::fcntl_dupfd_cloexec(fd, 0)?)
+}
+
+/// Whether `fd` has input now (or EOF, or an error), without waiting.
+pub(crate) fn readable_now(fd: BorrowedFd<'_>) -> bool {
+    use rustix::event::{PollFd, PollFlags, Timespec};
+    let mut fds = [PollFd::new(&fd, PollFlags::IN)];
+    matches!(rustix::event::poll(&mut fds, Some(&Timespec { tv_sec: 0, tv_nsec: 0 })), Ok(n) if n > 0)
 }
 
 /// Blocks until `fd` has data or EOF. A thread blocked in `poll` is woken only by the events
