@@ -327,6 +327,19 @@ impl Port {
         after.run(self);
     }
 
+    /// The VM's answer to a message a port does not understand: the exit signal `:badsig`
+    /// from the port to its owner; the port stays open.
+    pub(crate) fn badsig(&self) {
+        let owner = {
+            let st = self.lock();
+            if st.phase != Phase::Open {
+                return;
+            }
+            st.life.owner
+        };
+        process::exit_signal(Id::Port(self.clone()), owner, Reason::atom("badsig"), false);
+    }
+
     /// Undoes a port that never started: no program, no messages, no signals.
     pub(super) fn abandon(&self, st: &mut State) {
         st.phase = Phase::Dead;

@@ -9,7 +9,7 @@ use eetf::Term;
 
 use super::error::Error;
 use super::{decode, encode};
-use crate::process::{self, Pid, Process};
+use crate::process::{Pid, Process};
 use crate::{Message, Port, PortMsg, Request};
 
 /// The node name of this host's pids and ports as terms: a VM without distribution's.
@@ -48,14 +48,15 @@ pub fn from_port(port: &Port) -> eetf::Port {
 
 /// The N of `#PID<0.N.0>`.
 fn pid_number(pid: Pid) -> u64 {
-    // `Pid` shows its number only in its `Debug` form.
-    let text = format!("{pid:?}");
-    text.strip_prefix("#PID<0.").and_then(|t| t.strip_suffix(".0>")).and_then(|n| n.parse().ok()).unwrap_or(0)
+    pid.0
 }
 
 /// The live process of this host that a term's pid names.
 fn to_pid(pid: &eetf::Pid) -> Option<Pid> {
-    process::list().into_iter().find(|p| from_pid(*p) == *pid)
+    let local = from_pid(Pid(0));
+    let ours = pid.node == local.node && pid.creation == local.creation;
+    let p = Pid(u64::from(pid.id) | u64::from(pid.serial) << 32);
+    (ours && from_pid(p) == *pid).then_some(p).filter(Pid::is_alive)
 }
 
 impl Port {
@@ -151,17 +152,8 @@ impl Port {
         }
         match request {
             Some(r) => self.send(info.connected, r),
-            None => self.bad_message(info.connected),
+            None => self.badsig(),
         }
-    }
-
-    /// The VM's answer to a message it does not understand: the exit signal `:badsig` from
-    /// the port to its owner; the port stays open.
-    fn bad_message(&self, owner: Pid) {
-        // A request from a pid that is not the owner gets exactly that answer from the port.
-        let me = process::current().pid();
-        let stranger = if me == owner { process::spawn(|_| {}) } else { me };
-        self.send(stranger, Request::Close);
     }
 }
 
