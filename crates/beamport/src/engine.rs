@@ -110,6 +110,8 @@ pub(crate) struct LauncherInfo {
     pub nofile_limit: u64,
     /// Why host threads cannot fork children themselves, or `None` if they do.
     pub direct_refused: Option<String>,
+    /// In a PID namespace tier, why port programs see the host's `/proc`, not their namespace's.
+    pub proc_refused: Option<String>,
 }
 
 static ENGINE: OnceLock<Result<Engine, String>> = OnceLock::new();
@@ -214,6 +216,7 @@ fn start() -> io::Result<Engine> {
             refused: started.refused.iter().map(|(i, e)| (*i, e.to_string())).collect(),
             nofile_limit,
             direct_refused,
+            proc_refused: started.proc_refused.as_ref().map(|e| e.to_string()),
         },
     };
     std::thread::Builder::new().name("beamport-launcher-out".into()).spawn(move || {
@@ -258,7 +261,9 @@ fn direct_spawning(
     // Checked on a thread of its own: a thread whose children go to another namespace cannot
     // start threads, should its way back fail.
     let pid = started.pid;
-    match std::thread::spawn(move || sys::child::PidNamespace::of(pid)).join() {
+    // The children join the launcher's mount namespace too, where it has a `/proc` of its own.
+    let mount = started.proc_refused.is_none();
+    match std::thread::spawn(move || sys::child::PidNamespace::of(pid, mount)).join() {
         Ok(Ok(ns)) => (Some(ns), None),
         Ok(Err(e)) => (None, Some(format!("cannot enter the launcher's PID namespace: {e}"))),
         Err(_) => (None, Some("the check panicked".into())),
@@ -293,7 +298,7 @@ impl Engine {
         };
         let child = match ns.enter() {
             // Back in the host's namespace as soon as the clone returns.
-            Ok(_in_ns) => sys::child::fork_exec_direct(spec).map_err(|(e, spec)| (e, Some(spec)))?,
+            Ok(in_ns) => sys::child::fork_exec_direct(spec, in_ns.mount()).map_err(|(e, spec)| (e, Some(spec)))?,
             Err(e) => return Err((e, Some(Box::new(spec)))),
         };
         let pidfd = Arc::new(child.pidfd);
@@ -412,8 +417,9 @@ impl Engine {
     /// Asks the launcher to start a child for `port` and returns at once, as OTP's
     /// `open_port` does with its forker: the launcher's reply reaches the port later
     /// ([`Port::on_spawned`] or [`Port::on_spawn_failed`]), so a caller opening many ports
-    /// keeps many spawns in flight. Fails only if the request cannot be sent.
-    pub(crate) fn spawn(&self, port: &Port, spec: SpawnSpec, child: OwnedFd) -> io::Result<()> {
+    /// keeps many spawns in flight. Fails only if the request cannot be sent. `exe`: the file
+    /// to exec, opened by the host ([`crate::launcher::proto::flags::EXEC_FD`] is set then).
+    pub(crate) fn spawn(&self, port: &Port, spec: SpawnSpec, child: OwnedFd, exe: Option<OwnedFd>) -> io::Result<()> {
         if self.launcher_gone.load(Ordering::Acquire) {
             return Err(io::Error::from_raw_os_error(libc::EPIPE));
         }
@@ -422,9 +428,12 @@ impl Engine {
         let msg = Request::Spawn { req, spec }.encode();
         let sent = {
             let _g = self.send_lock.lock().expect("send lock");
-            sys::msg::send_all(self.sock.as_fd(), &msg, Some(child.as_fd()))
+            let fds: Vec<BorrowedFd<'_>> =
+                std::iter::once(child.as_fd()).chain(exe.as_ref().map(|f| f.as_fd())).collect();
+            sys::msg::send_fds(self.sock.as_fd(), &msg, &fds)
         };
         drop(child);
+        drop(exe);
         if let Err(e) = sent {
             self.pending.lock().expect("pending").remove(&req);
             return Err(e);

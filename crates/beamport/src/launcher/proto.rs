@@ -6,7 +6,8 @@ use crate::sys::child::{ChildSpec, Exec, Layout};
 /// Host → launcher.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Request {
-    /// Fork and exec a child; one fd (the child's end of the port socket) travels with it.
+    /// Fork and exec a child; one fd (the child's end of the port socket) travels with it, two
+    /// with [`flags::EXEC_FD`] (then the second is the file to exec).
     Spawn { req: u64, spec: SpawnSpec },
     /// Send `sig` to a child (or to its process group).
     Signal { pid: i32, sig: i32, group: bool },
@@ -42,9 +43,14 @@ pub(crate) enum Forker {
 }
 
 impl SpawnSpec {
-    /// What `forker` needs, with `io` (the child's end of the port's socket). Fails with
-    /// `InvalidInput` on a NUL byte.
-    pub(crate) fn into_child(self, io: std::os::fd::OwnedFd, forker: Forker) -> std::io::Result<ChildSpec> {
+    /// What `forker` needs, with `io` (the child's end of the port's socket) and the file to
+    /// exec if the host opened it. Fails with `InvalidInput` on a NUL byte.
+    pub(crate) fn into_child(
+        self,
+        io: std::os::fd::OwnedFd,
+        exec_fd: Option<std::os::fd::OwnedFd>,
+        forker: Forker,
+    ) -> std::io::Result<ChildSpec> {
         let cwd = forker == Forker::Launcher;
         use crate::sys::child::cstring_from;
         let opt = |b: Vec<u8>| if b.is_empty() { Ok(None) } else { cstring_from(b).map(Some) };
@@ -60,12 +66,17 @@ impl SpawnSpec {
             writes: f & flags::WRITES != 0,
             stderr_to_stdout: f & flags::STDERR_TO_STDOUT != 0,
             death_signal: cwd.then_some(crate::sys::signal::SIGKILL),
+            exec_fd,
         };
         Ok(ChildSpec { exec, io })
     }
 
-    /// The spec back from [`SpawnSpec::into_child`], with the child's socket, for the launcher.
-    pub(crate) fn from_child(spec: ChildSpec, cwd: Vec<u8>) -> (SpawnSpec, std::os::fd::OwnedFd) {
+    /// The spec back from [`SpawnSpec::into_child`], with the child's socket and the file to
+    /// exec, for the launcher.
+    pub(crate) fn from_child(
+        spec: ChildSpec,
+        cwd: Vec<u8>,
+    ) -> (SpawnSpec, std::os::fd::OwnedFd, Option<std::os::fd::OwnedFd>) {
         let ChildSpec { exec: c, io } = spec;
         let mut flags = 0;
         for (on, bit) in [
@@ -73,6 +84,7 @@ impl SpawnSpec {
             (c.writes, flags::WRITES),
             (c.layout == Layout::Fd34, flags::NOUSE_STDIO),
             (c.stderr_to_stdout, flags::STDERR_TO_STDOUT),
+            (c.exec_fd.is_some(), flags::EXEC_FD),
         ] {
             if on {
                 flags |= bit;
@@ -86,7 +98,7 @@ impl SpawnSpec {
             cwd,
             cd: c.cd.map(|d| d.into_bytes()).unwrap_or_default(),
         };
-        (spec, io)
+        (spec, io, c.exec_fd)
     }
 }
 
@@ -107,6 +119,8 @@ pub(crate) mod flags {
     pub const WRITES: u32 = 2;
     pub const NOUSE_STDIO: u32 = 4;
     pub const STDERR_TO_STDOUT: u32 = 8;
+    /// The request carries the file to exec, opened by the host, after the child's socket.
+    pub const EXEC_FD: u32 = 16;
 }
 
 struct Writer(Vec<u8>);

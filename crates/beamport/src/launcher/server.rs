@@ -63,7 +63,7 @@ impl Shared {
 
     /// Sends `ev`; the caller holds the books' lock.
     fn send(&self, ev: Event, creds: Option<i32>) {
-        let _ = sys::msg::send_all_as(self.sock.as_fd(), &ev.encode(), None, creds);
+        let _ = sys::msg::send_all_as(self.sock.as_fd(), &ev.encode(), &[], creds);
     }
 
     /// A registered child was reaped: report it. `laddered`: the host already handed it to a
@@ -79,11 +79,13 @@ impl Shared {
     }
 }
 
-/// One spawn request, with the socket the child talks on.
+/// One spawn request, with the socket the child talks on and the file to exec, if the host
+/// opened it.
 struct Job {
     req: u64,
     spec: SpawnSpec,
     io: OwnedFd,
+    exe: Option<OwnedFd>,
 }
 
 /// A spawner thread: forks the jobs it takes, registers each child and replies.
@@ -130,7 +132,7 @@ impl Shared {
 
 /// Forks and execs `job`'s program; the child's socket is closed here once the child has it.
 fn spawn(job: Job, stack: &mut sys::child::ChildStack, announce: &AtomicI32) -> std::io::Result<i32> {
-    let spec = job.spec.into_child(job.io, super::proto::Forker::Launcher)?;
+    let spec = job.spec.into_child(job.io, job.exe, super::proto::Forker::Launcher)?;
     sys::child::fork_exec(&spec, stack, announce)
 }
 
@@ -156,6 +158,7 @@ struct Launcher {
 
 /// Runs the launcher on its control socket until the host is gone; returns the exit code.
 pub(crate) fn run(sock: OwnedFd) -> i32 {
+    sys::start::launcher_caps();
     let in_namespace = rustix::process::getpid().as_raw_nonzero().get() == 1;
     let cgroup = std::env::var_os(sys::cgroup::CGROUP_ENV).map(std::path::PathBuf::from);
     std::env::remove_var(sys::cgroup::CGROUP_ENV);
@@ -280,7 +283,9 @@ impl Launcher {
     fn handle(&mut self, req: Request) {
         match req {
             Request::Spawn { req, spec } => {
-                let Some(io) = self.fds.pop_front() else {
+                let io = self.fds.pop_front();
+                let exe = if spec.flags & super::proto::flags::EXEC_FD != 0 { self.fds.pop_front() } else { None };
+                let (Some(io), true) = (io, exe.is_some() == (spec.flags & super::proto::flags::EXEC_FD != 0)) else {
                     let _b = self.shared.books();
                     self.shared.send(Event::Spawned { req, pid: -1, host_pid: -1, errno: libc::EBADF }, None);
                     return;
@@ -290,7 +295,7 @@ impl Launcher {
                     b.in_flight += 1;
                     b.in_flight == 1 && b.children.is_empty()
                 };
-                let job = Job { req, spec, io };
+                let job = Job { req, spec, io, exe };
                 if idle {
                     // Nothing else runs: a spawner would only add a thread hop (a wake-up) to a
                     // one-at-a-time caller's every spawn. Fork here.

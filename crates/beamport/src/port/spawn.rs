@@ -72,6 +72,7 @@ impl Port {
             return Err(OpenError::Exited(r));
         }
         let settings = Settings::parse(&name, &opts)?;
+        let mut exe = None;
         let (program, argv, label) = match &name {
             Name::Spawn(cmd) => {
                 if cmd.trim().is_empty() {
@@ -90,6 +91,9 @@ impl Port {
                         Some(libc::ENOENT) | Some(libc::ENOTDIR) => OpenError::Enoent { path: path.clone() },
                         _ => OpenError::system(e),
                     });
+                }
+                if in_host_view(path) {
+                    exe = Some(sys::fd::open_for_exec(path).map_err(OpenError::system)?);
                 }
                 let p = path.as_os_str().as_bytes().to_vec();
                 let mut argv = vec![settings.arg0.as_ref().map_or(p.clone(), |a| a.as_bytes().to_vec())];
@@ -206,11 +210,14 @@ impl Port {
         }
         // A child forked here starts in the host's working directory; the launcher's is told.
         let cwd = if here { Vec::new() } else { current_dir() };
+        if exe.is_some() {
+            flags |= crate::launcher::proto::flags::EXEC_FD;
+        }
         let spec = crate::launcher::proto::SpawnSpec { flags, program, argv, envp, cwd, cd };
         // Forked here when the host may (as `posix_spawn` would, into the launcher's PID
         // namespace); else the launcher answers later (`on_spawned`), and many opens can be
         // in flight at once.
-        let sent = if here { port.spawn_here(engine, spec, child) } else { engine.spawn(&port, spec, child) };
+        let sent = if here { port.spawn_here(engine, spec, child, exe) } else { engine.spawn(&port, spec, child, exe) };
         if let Err(e) = sent {
             process::remove_link(me.pid(), &Id::Port(port.clone()));
             port.abandon(&mut port.lock());
@@ -297,9 +304,10 @@ impl Port {
         engine: &engine::Engine,
         spec: crate::launcher::proto::SpawnSpec,
         child: OwnedFd,
+        exe: Option<OwnedFd>,
     ) -> io::Result<()> {
         // The child starts in the host's working directory: no `chdir` to it.
-        let cspec = spec.into_child(child, crate::launcher::proto::Forker::Host)?;
+        let cspec = spec.into_child(child, exe, crate::launcher::proto::Forker::Host)?;
         let mut st = self.lock();
         // Under the port's lock: the reactor may reap the child before this records it.
         match engine.spawn_direct(self, cspec) {
@@ -316,8 +324,8 @@ impl Port {
             // No fd for the pidfd, or too many children of the host's between fork and exec.
             Err((e, Some(cspec))) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE | libc::EAGAIN)) => {
                 drop(st);
-                let (spec, io) = crate::launcher::proto::SpawnSpec::from_child(*cspec, current_dir());
-                engine.spawn(self, spec, io)
+                let (spec, io, exe) = crate::launcher::proto::SpawnSpec::from_child(*cspec, current_dir());
+                engine.spawn(self, spec, io, exe)
             }
             Err((e, _)) => {
                 drop(st);
@@ -325,6 +333,29 @@ impl Port {
                 Ok(())
             }
         }
+    }
+}
+
+/// Whether an executable's path means something else to a port program than to the host, so
+/// that the host opens the file and the program is exec'd from that fd: paths into `/proc`
+/// (`/proc/<pid>/exe`, `/proc/self/…`) and its aliases `/dev/fd/N`, `/dev/stdin` …, whose
+/// pids and "self" are the host's here and the program's own there (a port program has a
+/// `/proc` of its PID namespace, or, in a user namespace, may not follow the host's
+/// `/proc/<pid>/exe`). Every other path names the same file in both views (the launcher's
+/// mount namespace is the host's, but for `/proc`), and is exec'd by its path, as OTP does:
+/// a program's `comm` and a script's `$0` come from it.
+fn in_host_view(path: &std::path::Path) -> bool {
+    use std::path::Component;
+    let mut parts = path.components().filter(|c| *c != Component::CurDir);
+    if parts.next() != Some(Component::RootDir) {
+        return false;
+    }
+    match (parts.next(), parts.next()) {
+        (Some(Component::Normal(a)), _) if a == "proc" => true,
+        (Some(Component::Normal(a)), Some(Component::Normal(b))) if a == "dev" => {
+            ["fd", "stdin", "stdout", "stderr"].iter().any(|x| b == *x)
+        }
+        _ => false,
     }
 }
 
