@@ -255,3 +255,12 @@ fn tour_runs_every_example() {
     assert!(!out.stdout.contains("MISMATCH"), "{}", out.stdout);
     assert_eq!(out.code, 0, "{}", out.stdout);
 }
+
+/// `beamport bench`'s latency workload runs its echo program as `/proc/<its own pid>/exe`,
+/// a path that names the host's file only in the host's view: it must run whoever runs the
+/// bench (as a user other than root, the launcher's user namespace may not follow it at all).
+#[test]
+fn bench_latency_runs_its_echo_program() {
+    let out = beamport(&["bench", "--only", "latency", "--quick", "--no-otp", "--rounds", "1"], b"");
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+}
