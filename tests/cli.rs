@@ -38,8 +38,12 @@ fn normalize(line: &str) -> String {
 }
 
 /// Runs `beamport ARGS` with `stdin` as its input; kills it and panics after [`DEADLINE`].
+/// The binary is the one cargo built, or `BEAMPORT_TEST_BIN` for a copy of the suite run
+/// elsewhere (`scripts/test.sh` runs one as an unprivileged user).
 fn beamport(args: &[&str], stdin: &[u8]) -> Out {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_beamport"))
+    let bin =
+        std::env::var_os("BEAMPORT_TEST_BIN").map_or_else(|| env!("CARGO_BIN_EXE_beamport").into(), PathBuf::from);
+    let mut child = Command::new(bin)
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

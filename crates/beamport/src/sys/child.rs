@@ -334,7 +334,8 @@ pub(crate) fn fork_exec_direct(
     launch.running.store(1, Ordering::Release);
     // SAFETY: `shared` and all it points to are owned by `launch`, a heap box that goes into
     // `LAUNCHES` and is not touched again until the kernel has cleared `running`, i.e. until
-    // the child has exec'd or exited.
+    // the child has exec'd or exited (but for `exec.exec_fd`, taken below, which `shared`
+    // does not point to: the child has the fd's number).
     let pid = match unsafe { clone3_detached(&*shared, &mut launch.stack, &mut pidfd, &launch.running) } {
         Some(r) => r,
         None => {
