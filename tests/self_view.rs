@@ -29,10 +29,11 @@ const CASES: [Case; 4] = [
     Case { tier: Tier::Plain, launcher_forks: false },
 ];
 
-/// `beamport run -- ARGV` in `cwd` as `case` says, stdin from `/dev/null`; its exit code and stdout.
+/// `beamport run -- ARGV` in `cwd` as `case` says, stdin from `/dev/null` (with a grace long
+/// enough for the program to end by itself); its exit code and stdout.
 fn run(case: Case, argv: &[&str], cwd: &std::path::Path) -> (Option<i32>, String) {
     let mut cmd = Command::new(helpers::beamport());
-    cmd.args(["run", "--"]).args(argv).current_dir(cwd);
+    cmd.args(["run", "--grace", "1m", "--"]).args(argv).current_dir(cwd);
     case.tier.apply(&mut cmd);
     if case.launcher_forks {
         cmd.env("BEAMPORT_NO_DIRECT", "1");
