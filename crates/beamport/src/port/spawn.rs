@@ -386,3 +386,19 @@ fn merged_env(changes: &[(OsString, Option<OsString>)]) -> Vec<Vec<u8>> {
 fn current_dir() -> Vec<u8> {
     std::env::current_dir().map(|d| d.into_os_string().into_vec()).unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::in_host_view;
+    use std::path::Path;
+
+    #[test]
+    fn paths_into_proc_are_the_hosts() {
+        for p in ["/proc/1/exe", "/proc/self/exe", "/./proc/42/cwd/prog", "/dev/fd/3", "/dev/stdin", "/dev/./fd/7"] {
+            assert!(in_host_view(Path::new(p)), "{p}");
+        }
+        for p in ["/usr/bin/cat", "proc/1/exe", "./proc/1/exe", "/dev/null", "/devices/fd/3", "/procs/1/exe", "cat"] {
+            assert!(!in_host_view(Path::new(p)), "{p}");
+        }
+    }
+}
