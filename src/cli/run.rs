@@ -114,7 +114,8 @@ pub fn run(args: Args) -> i32 {
     };
     let me = process::current();
     me.trap_exit(true); // a port that dies (e.g. `epipe`) must not take the owner with it
-                        // Before anything can take long: the parent may die any time.
+
+    // Before anything can take long: the parent may die any time.
     let parent = if args.watch == Watch::Parent { Some(watch_parent(me.pid())) } else { None };
     if let Some(Err(e)) = &parent {
         eprintln!("beamport run: cannot watch the parent process: {e}");
