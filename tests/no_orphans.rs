@@ -291,6 +291,98 @@ fn run_with_input_and_stderr(args: &[&str], input: &[u8]) -> (Option<i32>, Vec<u
     (code, out, err.until_eof())
 }
 
+/// `--grace 0`: the ladder runs through at once, and beamport still waits for PROG's status
+/// and for the output PROG wrote.
+#[test]
+fn run_with_no_grace_still_learns_the_status_and_the_output() {
+    for i in 0..6 {
+        // stdin closes at once: SIGTERM at once, SIGKILL right after it, and the status of
+        // whichever ended `sleep` comes back.
+        let mut cmd = Command::new(helpers::beamport());
+        cmd.args(["run", "--grace", "0", "--", "sleep", "100"]).stdin(Stdio::null()).stderr(Stdio::piped());
+        let mut g = Guard { child: cmd.spawn().unwrap() };
+        let code = g.wait().code();
+        let mut err = String::new();
+        g.child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+        let signalled = [Some(128 + libc::SIGTERM), Some(128 + libc::SIGKILL)].contains(&code);
+        assert!(signalled && err.is_empty(), "run {i}: sleep with stdin closed: {code:?}, stderr {err:?}");
+        // stdin stays open: PROG's exit starts the ladder, its output still comes through.
+        let mut cmd = Command::new(helpers::beamport());
+        cmd.args(["run", "--grace", "0", "--", "sh", "-c", "echo hi"]).stderr(Stdio::piped());
+        let mut g = Guard::spawn(&mut cmd);
+        let mut out = String::new();
+        g.stdout().read_to_string(&mut out).unwrap();
+        let code = g.wait().code();
+        let mut err = String::new();
+        g.child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+        assert_eq!((code, out.as_str(), err.as_str()), (Some(0), "hi\n", ""), "run {i}: echo hi");
+    }
+}
+
+/// `--watch parent`: the end of stdin is only PROG's EOF, as for a cron job or `</dev/null`.
+#[test]
+fn run_watching_its_parent_lets_prog_outlive_its_stdin() {
+    let script = "cat; sleep 1; echo done";
+    let ended = |watch: &str| {
+        let mut cmd = Command::new(helpers::beamport());
+        cmd.args(["run", "--watch", watch, "--grace", "100ms", "--", "sh", "-c", script]).stdin(Stdio::null());
+        let mut g = Guard { child: cmd.stdout(Stdio::piped()).spawn().unwrap() };
+        let mut out = String::new();
+        g.stdout().read_to_string(&mut out).unwrap();
+        (g.wait().code(), out)
+    };
+    assert_eq!(ended("parent"), (Some(0), "done\n".into()), "--watch parent");
+    // The default: SIGTERM 100 ms after stdin's end (SIGKILL if the program had not even
+    // exec'd, with signals blocked, 100 ms later).
+    let (code, out) = ended("stdin");
+    assert!([Some(143), Some(137)].contains(&code) && out.is_empty(), "--watch stdin: {code:?} {out:?}");
+}
+
+/// `--watch parent`: when beamport's parent dies, PROG gets the ladder (here it ignores
+/// SIGTERM, and so does one of its children), and beamport and its launcher end too.
+#[test]
+fn run_watching_its_parent_ends_everything_when_the_parent_dies() {
+    let tree = Tree::new("run-parent");
+    // The parent: a shell that waits for beamport (`; :` keeps it from exec'ing), marked too,
+    // so that beamport and its launcher are part of the tree. Its stdin (beamport's) stays
+    // open: only the parent's death can start the ladder.
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg("\"$0\" run --watch parent --grace 200ms -- \"$@\"; :")
+        .arg(helpers::beamport())
+        .args(tree.argv())
+        .env(helpers::MARK_VAR, &tree.marker);
+    let parent = Guard::spawn(&mut cmd);
+    tree.wait_up();
+    kill(parent.pid(), libc::SIGKILL);
+    tree.assert_gone("(h) the parent of beamport run --watch parent SIGKILLed");
+}
+
+/// `nohup beamport run …`: a SIGHUP beamport was started ignoring stays ignored.
+#[test]
+fn run_keeps_an_ignored_sighup_ignored() {
+    let tree = Tree::new("run-nohup");
+    let mut cmd = Command::new("sh");
+    // `trap '' HUP` before the exec: beamport starts with SIGHUP ignored, as under `nohup`.
+    cmd.arg("-c")
+        .arg("trap '' HUP; exec \"$0\" run --grace 100ms -- \"$@\"")
+        .arg(helpers::beamport())
+        .args(tree.argv_of("exec sleep 1000"));
+    let mut run = Guard::spawn(&mut cmd);
+    tree.wait_for(&["1000"]);
+    // The kernel's word on it: ignored (`SigIgn`), not caught (`SigCgt`).
+    let status = std::fs::read_to_string(format!("/proc/{}/status", run.pid())).unwrap();
+    let mask = |name: &str| {
+        let line = status.lines().find_map(|l| l.strip_prefix(name)).unwrap();
+        u64::from_str_radix(line.trim(), 16).unwrap()
+    };
+    let hup = 1u64 << (libc::SIGHUP - 1);
+    assert_eq!((mask("SigIgn:") & hup, mask("SigCgt:") & hup), (hup, 0), "SIGHUP is not left ignored");
+    kill(run.pid(), libc::SIGTERM);
+    assert_eq!(run.wait().code(), Some(128 + libc::SIGTERM));
+    tree.assert_gone("beamport run with SIGHUP ignored, then SIGTERMed");
+}
+
 #[test]
 fn run_exits_with_the_programs_status() {
     assert_eq!(run_with_input(&["false"], b"").0, Some(1));

@@ -15,6 +15,16 @@ pub fn run(_args: Args) -> i32 {
                 println!("refused tier:   {tier}: {why}");
             }
             println!("RLIMIT_NOFILE:  {}", r.nofile_limit);
+            let namespace = r.tier.contains("namespace");
+            match &r.own_proc {
+                Ok(()) if namespace => {
+                    println!("/proc:          the PID namespace's own: a program sees itself, the launcher (pid 1) and the other port programs, not the host's processes")
+                }
+                Ok(()) => println!("/proc:          the host's, as are the programs' pids"),
+                Err(why) => {
+                    println!("/proc:          the host's, where a program's own pid names another process ({why})")
+                }
+            }
             match &r.opener_forks {
                 Ok(()) => {
                     println!("spawning:       by the opening thread, into the launcher's PID namespace");

@@ -22,8 +22,9 @@ pub enum Command {
     Tour(tour::Args),
     /// Open a port and drive it: each stdin line is one command; every message is printed.
     Open(open::Args),
-    /// Run PROG with stdin/stdout passed through; when stdin closes or beamport is killed,
-    /// PROG and everything it started end.
+    /// Run PROG with stdin/stdout passed through; when stdin closes (or, with `--watch
+    /// parent`, beamport's parent dies) or beamport is killed, PROG and everything it started
+    /// end.
     Run(run::Args),
     /// Report how children are kept from outliving the host on this machine.
     Doctor(doctor::Args),

@@ -1,14 +1,17 @@
-//! `beamport run [--grace D] -- PROG ARGS…`: the wrapper that Elixir's Port docs suggest for
-//! programs that ignore their stdin ("Zombie processes"), done right.
+//! `beamport run [--grace D] [--watch W] -- PROG ARGS…`: the wrapper that Elixir's Port docs
+//! suggest for programs that ignore their stdin ("Zombie processes"), done right.
 //!
 //! PROG runs as a beamport port: beamport's stdin goes to PROG's stdin and PROG's stdout to
 //! beamport's stdout, byte for byte; PROG's stderr is inherited. beamport exits with PROG's
 //! status (the exit code, or 128 + the signal), and nothing PROG started outlives it:
 //!
-//! - stdin closes → PROG reads EOF; if it is still running after `--grace`, its process group
-//!   gets SIGTERM, and SIGKILL after another `--grace`;
+//! - what `--watch` watches ends (stdin closes, the default; or beamport's parent dies) →
+//!   PROG reads EOF; if it is still running after `--grace`, its process group gets SIGTERM,
+//!   and SIGKILL after another `--grace`. With `--watch parent` or `none`, the end of stdin
+//!   is only PROG's EOF (for cron, `nohup`, or `</dev/null`);
 //! - SIGTERM, SIGINT or SIGHUP → the same ladder, starting with SIGTERM at once (a second
-//!   signal moves to the next rung);
+//!   signal moves to the next rung); a SIGHUP that beamport was started ignoring (`nohup`)
+//!   stays ignored;
 //! - PROG exits → what is left of its process group gets SIGTERM, then SIGKILL after
 //!   `--grace`; anything that escaped the group (`setsid`, double forks) ends with beamport,
 //!   through the launcher (see `docs/no-orphans.md`);
@@ -34,6 +37,28 @@ const GROUP_POLL: Duration = Duration::from_millis(20);
 /// Exit code when PROG's status could not be learnt.
 const UNKNOWN_STATUS: i32 = 1;
 
+/// The least time the last rung waits for PROG's output to end after its SIGKILL, whatever
+/// `--grace` says: its exit and its output's EOF reach beamport a moment after the signal
+/// (with `--grace 0` the whole ladder would otherwise run, and give up, before they arrive).
+/// As long as the launcher's wait between SIGTERM and SIGKILL when a host is gone.
+const LAST_WAIT: Duration = Duration::from_millis(500);
+
+/// How often beamport's parent is looked at where the kernel has no pidfds (before 5.3).
+const PARENT_POLL: Duration = Duration::from_millis(250);
+
+/// What ends PROG, besides signals to beamport and PROG's own exit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Watch {
+    /// The end of beamport's stdin: the BEAM closed the port, halted or died (OTP's own
+    /// signal to a port program, and the Elixir docs' wrapper's).
+    Stdin,
+    /// The death of beamport's parent (for cron jobs, scripts, `</dev/null`): stdin is still
+    /// passed to PROG, and its end is only PROG's EOF.
+    Parent,
+    /// Nothing: PROG runs until it exits or beamport is signalled (for `nohup`).
+    None,
+}
+
 /// Arguments of `beamport run`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -41,6 +66,10 @@ pub struct Args {
     /// SIGKILL: `500ms`, `2s`, `1.5` (seconds).
     #[arg(long, value_name = "D", default_value = "5s", value_parser = parse_duration)]
     pub grace: Duration,
+    /// What ends PROG (after `--grace`, with SIGTERM, then SIGKILL): the end of stdin, the
+    /// death of beamport's parent, or nothing but a signal to beamport.
+    #[arg(long, value_name = "W", value_enum, default_value_t = Watch::Stdin)]
+    pub watch: Watch,
     /// The program (looked up in PATH when it has no `/`) and its arguments.
     #[arg(value_name = "PROG ARGS", required = true, trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<OsString>,
@@ -68,6 +97,8 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 enum Event {
     /// beamport's stdin reached EOF (or failed).
     StdinClosed,
+    /// beamport's parent died.
+    ParentDied,
     /// beamport got SIGTERM, SIGINT or SIGHUP.
     Signal,
     /// PROG itself ended (its output may still be held open by what it started).
@@ -83,6 +114,13 @@ pub fn run(args: Args) -> i32 {
     };
     let me = process::current();
     me.trap_exit(true); // a port that dies (e.g. `epipe`) must not take the owner with it
+
+    // Before anything can take long: the parent may die any time.
+    let parent = if args.watch == Watch::Parent { Some(watch_parent(me.pid())) } else { None };
+    if let Some(Err(e)) = &parent {
+        eprintln!("beamport run: cannot watch the parent process: {e}");
+        return 2;
+    }
     if let Err(e) = forward_signals(me.pid()) {
         eprintln!("beamport run: cannot handle signals: {e}");
         return 2;
@@ -119,6 +157,7 @@ pub fn run(args: Args) -> i32 {
         port,
         pgid,
         grace: args.grace,
+        watch: args.watch,
         watching,
         status: None,
         port_gone: None,
@@ -140,14 +179,70 @@ fn resolve(prog: &OsString) -> Option<std::path::PathBuf> {
     beamport::find_executable(prog.to_str()?)
 }
 
-/// Turns SIGTERM, SIGINT and SIGHUP into [`Event::Signal`] messages for `owner`.
+/// Turns SIGTERM, SIGINT and SIGHUP into [`Event::Signal`] messages for `owner`; a SIGHUP that
+/// this process was started ignoring (`nohup`) stays ignored.
 fn forward_signals(owner: Pid) -> io::Result<()> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])?;
+    let mut sigs = vec![SIGTERM, SIGINT];
+    if !ignored_at_start(SIGHUP) {
+        sigs.push(SIGHUP);
+    }
+    let mut signals = signal_hook::iterator::Signals::new(sigs)?;
     thread::Builder::new().name("beamport-run-signals".into()).spawn(move || {
         for _ in signals.forever() {
             process::send(owner, Event::Signal);
         }
+    })?;
+    Ok(())
+}
+
+/// Whether `sig` is ignored (`SIG_IGN`, inherited across `execve`), as `/proc/self/status`
+/// says (`SigIgn`, a hexadecimal mask with bit `sig - 1`).
+fn ignored_at_start(sig: i32) -> bool {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let mask = status.lines().find_map(|l| l.strip_prefix("SigIgn:")).map(str::trim);
+    mask.and_then(|m| u64::from_str_radix(m, 16).ok()).is_some_and(|m| m & (1 << (sig - 1)) != 0)
+}
+
+/// Sends `owner` [`Event::ParentDied`] when this process's parent dies: through a pidfd of the
+/// parent, or by looking at `getppid()` every [`PARENT_POLL`] where pidfds are missing.
+fn watch_parent(owner: Pid) -> io::Result<()> {
+    use rustix::event::{poll, PollFd, PollFlags};
+    use rustix::process::{getppid, pidfd_open, PidfdFlags};
+    let Some(parent) = getppid() else {
+        // Pid 0: the parent is outside this PID namespace (e.g. a port's host forked us).
+        return Err(io::Error::other("the parent is outside this process's PID namespace"));
+    };
+    let fd = match pidfd_open(parent, PidfdFlags::empty()) {
+        Ok(fd) => Some(fd),
+        Err(rustix::io::Errno::SRCH) => {
+            process::send(owner, Event::ParentDied);
+            return Ok(());
+        }
+        Err(_) => None,
+    };
+    // A parent that died before the pidfd was opened: the pidfd names the new parent.
+    if getppid() != Some(parent) {
+        process::send(owner, Event::ParentDied);
+        return Ok(());
+    }
+    thread::Builder::new().name("beamport-run-parent".into()).spawn(move || {
+        match fd {
+            Some(fd) => loop {
+                let mut fds = [PollFd::new(&fd, PollFlags::IN)];
+                match poll(&mut fds, None) {
+                    Ok(n) if n > 0 => break,
+                    Ok(_) | Err(rustix::io::Errno::INTR) => continue,
+                    Err(_) => return,
+                }
+            },
+            None => {
+                while getppid() == Some(parent) {
+                    thread::sleep(PARENT_POLL);
+                }
+            }
+        }
+        process::send(owner, Event::ParentDied);
     })?;
     Ok(())
 }
@@ -226,6 +321,7 @@ struct Runner {
     /// PROG's process group, as the host's PID namespace numbers it.
     pgid: i32,
     grace: Duration,
+    watch: Watch,
     /// Whether PROG's exit is watched through a pidfd.
     watching: bool,
     status: Option<ExitStatus>,
@@ -249,7 +345,13 @@ impl Runner {
             }
             if self.next.is_some_and(|t| now >= t) {
                 if self.rung == Rung::Killed {
-                    break; // give up: what holds PROG's output escaped its group
+                    if self.status_known() {
+                        break; // give up on the output: what holds it escaped PROG's group
+                    }
+                    // PROG got its SIGKILL a moment ago: its status is on its way (it comes
+                    // once PROG is reaped, whatever holds its output).
+                    self.next = Some(now + GROUP_POLL);
+                    continue;
                 }
                 self.escalate();
                 continue;
@@ -304,10 +406,13 @@ impl Runner {
             Message::User(u) => match u.downcast::<Event>() {
                 Ok(Event::StdinClosed) => {
                     let _ = self.port.close_input();
-                    if self.rung == Rung::Running {
-                        self.rung = Rung::InputClosed;
-                        self.next = Some(Instant::now() + self.grace);
+                    if self.watch == Watch::Stdin {
+                        self.input_closed();
                     }
+                }
+                Ok(Event::ParentDied) => {
+                    let _ = self.port.close_input();
+                    self.input_closed();
                 }
                 Ok(Event::Signal) => self.escalate(),
                 Ok(Event::ProgExited) => self.on_exit(),
@@ -315,6 +420,21 @@ impl Runner {
             },
             _ => {}
         }
+    }
+
+    /// What `--watch` watches has ended: PROG's input is closed, and the ladder starts after
+    /// the grace.
+    fn input_closed(&mut self) {
+        if self.rung == Rung::Running {
+            self.rung = Rung::InputClosed;
+            self.next = Some(Instant::now() + self.grace);
+        }
+    }
+
+    /// Whether PROG's exit status is known: reported by the port at its end, or known to it
+    /// before (PROG reaped while something else holds its output).
+    fn status_known(&self) -> bool {
+        self.status.is_some() || self.port.exit_status().is_some()
     }
 
     /// Writes PROG's output to stdout; if stdout is gone, PROG is asked to end, as a
@@ -354,7 +474,8 @@ impl Runner {
             Rung::Killed => (Rung::Killed, None),
         };
         self.rung = rung;
-        self.next = Some(Instant::now() + self.grace);
+        let wait = if rung == Rung::Killed { self.grace.max(LAST_WAIT) } else { self.grace };
+        self.next = Some(Instant::now() + wait);
         if let Some(sig) = sig {
             self.signal_group(sig);
         }

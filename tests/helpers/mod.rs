@@ -212,13 +212,16 @@ pub fn alive(pid: i32) -> bool {
     }
 }
 
-/// Path of the `beamport` binary under test.
+/// Path of the `beamport` binary under test: the one cargo built, or `BEAMPORT_TEST_BIN` for a
+/// copy of the suite run elsewhere (`scripts/test.sh` runs one as an unprivileged user).
 pub fn beamport() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_beamport"))
+    std::env::var_os("BEAMPORT_TEST_BIN").map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_beamport")), PathBuf::from)
 }
 
 /// Builds an example of this package once per test binary and returns its path. Cargo
 /// builds examples only for `cargo test` without a target filter, so the tests ask for it.
+/// With `BEAMPORT_TEST_PREBUILT` set, the examples are already next to this test binary (in
+/// `../examples`), and no cargo is run.
 pub fn example(name: &'static str) -> PathBuf {
     static BUILT: OnceLock<std::sync::Mutex<Vec<&'static str>>> = OnceLock::new();
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -227,7 +230,7 @@ pub fn example(name: &'static str) -> PathBuf {
         .and_then(|t| t.parent()?.parent().map(|d| d.join("examples").join(name)))
         .unwrap_or_else(|| dir.join("target/debug/examples").join(name));
     let mut built = BUILT.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
-    if !built.contains(&name) {
+    if !built.contains(&name) && std::env::var_os("BEAMPORT_TEST_PREBUILT").is_none() {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         // Into the profile directory this test binary runs from (`cargo test --release`
         // looks for its examples in target/release).

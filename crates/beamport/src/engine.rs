@@ -146,6 +146,8 @@ pub(crate) struct LauncherInfo {
     pub nofile_limit: u64,
     /// Why host threads cannot fork children themselves, or `None` if they do.
     pub host_fork_refused: Option<String>,
+    /// In a PID namespace tier, why port programs see the host's `/proc`, not their namespace's.
+    pub proc_refused: Option<String>,
 }
 
 static ENGINE: OnceLock<Result<Engine, String>> = OnceLock::new();
@@ -257,6 +259,7 @@ fn start(dispatch: &'static dyn Dispatch) -> io::Result<Engine> {
             refused: launched.refused.iter().map(|(i, e)| (*i, e.to_string())).collect(),
             nofile_limit,
             host_fork_refused,
+            proc_refused: launched.proc_refused.as_ref().map(|e| e.to_string()),
         },
     };
     std::thread::Builder::new().name("beamport-launcher-out".into()).spawn(move || {
@@ -301,7 +304,9 @@ fn host_forking(
     // Checked on a thread of its own: a thread whose children go to another namespace cannot
     // start threads, should its way back fail.
     let pid = started.pid;
-    match std::thread::spawn(move || sys::child::PidNamespace::of(pid)).join() {
+    // The children join the launcher's mount namespace too, where it has a `/proc` of its own.
+    let mount = started.proc_refused.is_none();
+    match std::thread::spawn(move || sys::child::PidNamespace::of(pid, mount)).join() {
         Ok(Ok(ns)) => (Some(ns), None),
         Ok(Err(e)) => (None, Some(format!("cannot enter the launcher's PID namespace: {e}"))),
         Err(_) => (None, Some("the check panicked".into())),
@@ -337,7 +342,7 @@ impl Engine {
         };
         let child = match ns.enter() {
             // Back in the host's namespace as soon as the clone returns.
-            Ok(_in_ns) => sys::child::fork_exec_direct(spec).map_err(|(e, spec)| (e, Some(spec)))?,
+            Ok(in_ns) => sys::child::fork_exec_direct(spec, in_ns.mount()).map_err(|(e, spec)| (e, Some(spec)))?,
             Err(e) => return Err((e, Some(Box::new(spec)))),
         };
         let pidfd = Arc::new(child.pidfd);
@@ -455,12 +460,13 @@ impl Engine {
         }
         let req = self.next_req.fetch_add(1, Ordering::Relaxed);
         self.pending.lock().expect("pending").insert(req, id);
-        let msg = ToLauncher::Spawn { req, spec }.encode();
+        let msg = ToLauncher::Spawn { req, spec, io: child };
         let sent = {
             let _g = self.send_lock.lock().expect("send lock");
-            sys::msg::send_all(self.sock.as_fd(), &msg, Some(child.as_fd()))
+            sys::msg::send_fds(self.sock.as_fd(), &msg.encode(), &msg.fds())
         };
-        drop(child);
+        // The host's copies of the child's socket and of the file to exec go now.
+        drop(msg);
         if let Err(e) = sent {
             self.pending.lock().expect("pending").remove(&req);
             return Err(e);

@@ -72,6 +72,9 @@ pub mod doctor {
     ///     Ok(()) => assert_eq!(r.tier, "pid-namespace"), // host threads fork into it
     ///     Err(why) => println!("every child is forked by the launcher: {why}"),
     /// }
+    /// if let Err(why) = &r.own_proc {
+    ///     println!("port programs see the host's /proc: {why}");
+    /// }
     /// ```
     #[derive(Debug, Clone)]
     pub struct Report {
@@ -94,6 +97,14 @@ pub mod doctor {
         /// first, and its port then reports it killed (`{:exit_status, 137}`). A host that
         /// reaps any child it has calls [`crate::set_spawning`]`(Spawning::Launcher)` first.
         pub opener_forks: Result<(), String>,
+        /// `Ok` if a port program's `/proc` agrees with its pids: `getpid()`, `/proc/self`,
+        /// `/proc/<its pid>` and `ps` all name the program itself. In the PID namespace tiers
+        /// it has a `/proc` of the namespace, mounted for the launcher, which shows the
+        /// launcher (pid 1) and the host's port programs, and none of the host's other
+        /// processes; in the other tiers programs have the host's pids and the host's
+        /// `/proc`. `Err` says why a namespace tier could not mount one: its programs then see
+        /// the host's `/proc`, where their own pids name other processes.
+        pub own_proc: Result<(), String>,
     }
 
     fn tier_name(i: crate::sys::start::Isolation) -> &'static str {
@@ -135,6 +146,7 @@ pub mod doctor {
             refused: l.refused.iter().map(|(i, e)| (tier_name(*i), e.clone())).collect(),
             nofile_limit: l.nofile_limit,
             opener_forks: l.host_fork_refused.clone().map_or(Ok(()), Err),
+            own_proc: l.proc_refused.clone().map_or(Ok(()), Err),
         })
     }
 }

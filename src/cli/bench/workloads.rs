@@ -449,8 +449,11 @@ fn c_throughput(s: &Sizes) -> Res<f64> {
 
 fn beamport_latency(s: &Sizes) -> Res<Vec<Duration>> {
     let me = process::current();
-    let opts = [Opt::Binary, Opt::Packet(4), Opt::args(ECHO_ARGS)];
-    let port = Port::open(Name::executable(echo_program()?), opts)?;
+    // With `:exit_status`, an echo program that fails (to exec, or at once) ends the port
+    // with its status, reported at once instead of after `TIMEOUT`.
+    let opts = [Opt::Binary, Opt::Packet(4), Opt::ExitStatus, Opt::args(ECHO_ARGS)];
+    let echo = echo_program()?;
+    let port = Port::open(Name::executable(&echo), opts)?;
     let payload = Bytes::from(vec![b'p'; s.payload]);
     let mut trips = Vec::with_capacity(s.trips);
     for i in 0..WARMUP_TRIPS + s.trips {
@@ -458,6 +461,14 @@ fn beamport_latency(s: &Sizes) -> Res<Vec<Duration>> {
         port.command(payload.clone())?;
         let msg = me.receive_timeout(TIMEOUT)?.ok_or_else(|| timeout("the echo"))?;
         let t = start.elapsed();
+        if let Message::Port(_, PortMsg::ExitStatus(st)) = msg {
+            return Err(format!(
+                "the echo program {} ended with status {} before answering",
+                echo.display(),
+                st.code()
+            )
+            .into());
+        }
         if msg.data().map(|d| d.bytes().len()) != Some(s.payload) {
             return Err(format!("unexpected message {msg:?}").into());
         }

@@ -1,15 +1,19 @@
 //! The launcher's wire protocol: length-prefixed little-endian records on one Unix stream
-//! socket, with the child's socket attached as `SCM_RIGHTS` to each spawn request.
+//! socket, with the child's socket (and the file to exec, when the host opened it) attached
+//! as `SCM_RIGHTS` to each spawn request.
 
+use std::collections::VecDeque;
 use std::ffi::CString;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use crate::sys::child::{Exec, Layout};
 
 /// Host → launcher.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub(crate) enum ToLauncher {
-    /// Fork and exec a child; one fd (the child's end of the port socket) travels with it.
-    Spawn { req: u64, spec: Exec },
+    /// Fork and exec a child. Its end of the port's socket (`io`) travels with the record,
+    /// and after it the file to exec, if the host opened it (`spec.exec_fd`).
+    Spawn { req: u64, spec: Exec, io: OwnedFd },
     /// Send `sig` to a child (or to its process group).
     Signal { pid: i32, sig: i32, group: bool },
     /// The port is gone: after `term_ms` send SIGTERM to the child's group, after `kill_ms`
@@ -107,10 +111,17 @@ impl<'a> Reader<'a> {
 impl ToLauncher {
     pub(crate) fn encode(&self) -> Vec<u8> {
         match self {
-            ToLauncher::Spawn { req, spec: s } => {
+            ToLauncher::Spawn { req, spec: s, .. } => {
                 let mut w = Writer::new(1);
-                let flags =
-                    [s.layout == Layout::Fd34, s.reads, s.writes, s.stderr_to_stdout, s.cwd.is_some(), s.cd.is_some()];
+                let flags = [
+                    s.layout == Layout::Fd34,
+                    s.reads,
+                    s.writes,
+                    s.stderr_to_stdout,
+                    s.cwd.is_some(),
+                    s.cd.is_some(),
+                    s.exec_fd.is_some(),
+                ];
                 let bits = flags.iter().enumerate().fold(0, |b, (i, on)| b | (u32::from(*on) << i));
                 w.u64(*req).u32(bits).cstr(&s.program).cstrs(&s.argv).cstrs(&s.envp);
                 w.cstr(s.cwd.as_deref().unwrap_or_default()).cstr(s.cd.as_deref().unwrap_or_default());
@@ -129,18 +140,38 @@ impl ToLauncher {
         }
     }
 
-    /// Decodes one record body (after the length prefix).
-    pub(crate) fn decode(body: &[u8]) -> Option<ToLauncher> {
+    /// The fds that travel with the record, in order.
+    pub(crate) fn fds(&self) -> Vec<BorrowedFd<'_>> {
+        match self {
+            ToLauncher::Spawn { spec, io, .. } => {
+                std::iter::once(io.as_fd()).chain(spec.exec_fd.as_ref().map(|f| f.as_fd())).collect()
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// Decodes one record body (after the length prefix), taking the fds that came with it
+    /// from the front of `fds`.
+    ///
+    /// # Errors
+    ///
+    /// [`Refused::Malformed`] for a record that does not decode; [`Refused::MissingFds`] for
+    /// a spawn request whose fds did not come, which is answered with `EBADF`.
+    pub(crate) fn decode(body: &[u8], fds: &mut VecDeque<OwnedFd>) -> Result<ToLauncher, Refused> {
+        Self::decode_record(body, fds).unwrap_or(Err(Refused::Malformed))
+    }
+
+    fn decode_record(body: &[u8], fds: &mut VecDeque<OwnedFd>) -> Option<Result<ToLauncher, Refused>> {
         let (&tag, rest) = body.split_first()?;
         let mut r = Reader(rest);
-        Some(match tag {
+        Some(Ok(match tag {
             1 => {
                 let req = r.u64()?;
                 let bits = r.u32()?;
                 let on = |i: u32| bits & (1 << i) != 0;
                 let (program, argv, envp) = (r.cstr()?, r.cstrs()?, r.cstrs()?);
                 let (cwd, cd) = (r.cstr()?, r.cstr()?);
-                let spec = Exec {
+                let mut spec = Exec {
                     program,
                     argv,
                     envp,
@@ -152,14 +183,31 @@ impl ToLauncher {
                     stderr_to_stdout: on(3),
                     // The forker's to set: the launcher's children die with it.
                     death_signal: None,
+                    exec_fd: None,
                 };
-                ToLauncher::Spawn { req, spec }
+                let Some(io) = fds.pop_front() else { return Some(Err(Refused::MissingFds { req })) };
+                if on(6) {
+                    match fds.pop_front() {
+                        Some(exe) => spec.exec_fd = Some(exe),
+                        None => return Some(Err(Refused::MissingFds { req })),
+                    }
+                }
+                ToLauncher::Spawn { req, spec, io }
             }
             2 => ToLauncher::Signal { pid: r.i32()?, sig: r.i32()?, group: r.u32()? != 0 },
             3 => ToLauncher::Release { pid: r.i32()?, term_ms: r.u32()?, kill_ms: r.u32()?, foreign: r.u32()? != 0 },
             _ => return None,
-        })
+        }))
     }
+}
+
+/// Why the launcher did not take a request.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Refused {
+    /// Not a record of this protocol.
+    Malformed,
+    /// Spawn request `req` came without its fds.
+    MissingFds { req: u64 },
 }
 
 impl FromLauncher {
@@ -213,38 +261,62 @@ mod tests {
         CString::new(s).unwrap()
     }
 
+    fn null() -> OwnedFd {
+        std::fs::File::open("/dev/null").unwrap().into()
+    }
+
+    fn spawn(req: u64, exe: bool) -> ToLauncher {
+        let spec = Exec {
+            program: c("/bin/sh"),
+            argv: vec![c("sh"), c("-c"), c("exec cat")],
+            envp: vec![c("A=1")],
+            cwd: Some(c("/")),
+            cd: None,
+            layout: Layout::Fd34,
+            reads: true,
+            writes: false,
+            stderr_to_stdout: true,
+            death_signal: None,
+            exec_fd: exe.then(null),
+        };
+        ToLauncher::Spawn { req, spec, io: null() }
+    }
+
+    /// What a request is on the wire, with how many fds go with it.
+    fn wire(r: &ToLauncher) -> (Vec<u8>, usize) {
+        (r.encode(), r.fds().len())
+    }
+
     #[test]
     fn records_round_trip_across_splits() {
-        let reqs = vec![
-            ToLauncher::Spawn {
-                req: 7,
-                spec: Exec {
-                    program: c("/bin/sh"),
-                    argv: vec![c("sh"), c("-c"), c("exec cat")],
-                    envp: vec![c("A=1")],
-                    cwd: Some(c("/")),
-                    cd: None,
-                    layout: Layout::Fd34,
-                    reads: true,
-                    writes: false,
-                    stderr_to_stdout: true,
-                    death_signal: None,
-                },
-            },
+        let reqs = [
+            spawn(7, false),
+            spawn(8, true),
             ToLauncher::Signal { pid: 5, sig: 15, group: true },
             ToLauncher::Release { pid: 5, term_ms: 10, kill_ms: 20, foreign: false },
             ToLauncher::Release { pid: 6, term_ms: 0, kill_ms: 1, foreign: true },
         ];
-        let wire: Vec<u8> = reqs.iter().flat_map(|r| r.encode()).collect();
-        for cut in 0..wire.len() {
-            let mut buf = wire[..cut].to_vec();
+        let want: Vec<(Vec<u8>, usize)> = reqs.iter().map(wire).collect();
+        let bytes: Vec<u8> = reqs.iter().flat_map(|r| r.encode()).collect();
+        for cut in 0..bytes.len() {
+            let mut fds: VecDeque<OwnedFd> = (0..3).map(|_| null()).collect();
+            let mut buf = bytes[..cut].to_vec();
             let mut got: Vec<ToLauncher> =
-                split_records(&mut buf).iter().map(|b| ToLauncher::decode(b).unwrap()).collect();
-            buf.extend_from_slice(&wire[cut..]);
-            got.extend(split_records(&mut buf).iter().map(|b| ToLauncher::decode(b).unwrap()));
-            assert_eq!(got, reqs);
-            assert!(buf.is_empty());
+                split_records(&mut buf).iter().map(|b| ToLauncher::decode(b, &mut fds).unwrap()).collect();
+            buf.extend_from_slice(&bytes[cut..]);
+            got.extend(split_records(&mut buf).iter().map(|b| ToLauncher::decode(b, &mut fds).unwrap()));
+            assert_eq!(got.iter().map(wire).collect::<Vec<_>>(), want);
+            assert!(buf.is_empty() && fds.is_empty(), "every byte and fd taken");
         }
+    }
+
+    #[test]
+    fn a_spawn_without_its_fds_is_refused_by_number() {
+        let bytes = spawn(9, true).encode();
+        let body = &split_records(&mut bytes.clone())[0];
+        let mut one: VecDeque<OwnedFd> = [null()].into();
+        assert_eq!(ToLauncher::decode(body, &mut one).unwrap_err(), Refused::MissingFds { req: 9 });
+        assert_eq!(ToLauncher::decode(&[42], &mut VecDeque::new()).unwrap_err(), Refused::Malformed);
     }
 
     #[test]
@@ -253,7 +325,7 @@ mod tests {
         w.u64(1).u32(0).bytes(b"/bin/true").u32(u32::MAX);
         let mut buf = w.finish();
         let bodies = split_records(&mut buf);
-        assert_eq!(ToLauncher::decode(&bodies[0]), None);
+        assert_eq!(ToLauncher::decode(&bodies[0], &mut [null()].into()).unwrap_err(), Refused::Malformed);
     }
 
     #[test]

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::proto::{FromLauncher, ToLauncher};
+use super::proto::{FromLauncher, Refused, ToLauncher};
 use crate::sys;
 
 /// How soon the main loop looks again at a child it could not reap yet (see `reap`).
@@ -63,7 +63,7 @@ impl Shared {
 
     /// Sends `ev`; the caller holds the books' lock.
     fn send(&self, ev: FromLauncher, creds: Option<i32>) {
-        let _ = sys::msg::send_all_as(self.sock.as_fd(), &ev.encode(), None, creds);
+        let _ = sys::msg::send_all_as(self.sock.as_fd(), &ev.encode(), &[], creds);
     }
 
     /// A registered child was reaped: report it. `laddered`: the host already handed it to a
@@ -157,6 +157,7 @@ struct Launcher {
 
 /// Runs the launcher on its control socket until the host is gone; returns the exit code.
 pub(crate) fn run(sock: OwnedFd) -> i32 {
+    sys::start::launcher_caps();
     let in_namespace = rustix::process::getpid().as_raw_nonzero().get() == 1;
     let cgroup = std::env::var_os(sys::cgroup::CGROUP_ENV).map(std::path::PathBuf::from);
     std::env::remove_var(sys::cgroup::CGROUP_ENV);
@@ -269,9 +270,14 @@ impl Launcher {
                 Err(_) => return false,
             }
             for body in super::proto::split_records(&mut self.buf) {
-                match ToLauncher::decode(&body) {
-                    Some(req) => self.handle(req),
-                    None => eprintln!("beamport launcher: malformed request"),
+                match ToLauncher::decode(&body, &mut self.fds) {
+                    Ok(req) => self.handle(req),
+                    Err(Refused::MissingFds { req }) => {
+                        let _b = self.shared.books();
+                        let errno = libc::EBADF;
+                        self.shared.send(FromLauncher::Spawned { req, pid: -1, host_pid: -1, errno }, None);
+                    }
+                    Err(Refused::Malformed) => eprintln!("beamport launcher: malformed request"),
                 }
             }
         }
@@ -280,12 +286,7 @@ impl Launcher {
 
     fn handle(&mut self, req: ToLauncher) {
         match req {
-            ToLauncher::Spawn { req, spec } => {
-                let Some(io) = self.fds.pop_front() else {
-                    let _b = self.shared.books();
-                    self.shared.send(FromLauncher::Spawned { req, pid: -1, host_pid: -1, errno: libc::EBADF }, None);
-                    return;
-                };
+            ToLauncher::Spawn { req, spec, io } => {
                 let idle = {
                     let mut b = self.shared.books();
                     b.in_flight += 1;

@@ -329,6 +329,7 @@ impl Port {
 
     /// The VM's answer to a message a port does not understand: the exit signal `:badsig`
     /// from the port to its owner; the port stays open.
+    #[cfg(feature = "term")]
     pub(crate) fn badsig(&self) {
         let owner = {
             let st = self.lock();

@@ -152,6 +152,7 @@ fn send_buffer(settings: &Settings) -> usize {
 fn child_spec(name: &Name, settings: &Settings, spawn: &SpawnOptions) -> Result<(Exec, String), OpenError> {
     let nul = |s: &[u8]| OpenError::Badarg { what: format!("NUL byte in {:?}", String::from_utf8_lossy(s)) };
     let c = |b: Vec<u8>| CString::new(b).map_err(|e| nul(&e.into_vec()));
+    let mut exec_fd = None;
     let (program, argv, label) = match name {
         Name::Spawn(cmd) => {
             if cmd.trim().is_empty() {
@@ -170,6 +171,9 @@ fn child_spec(name: &Name, settings: &Settings, spawn: &SpawnOptions) -> Result<
                     Some(libc::ENOENT) | Some(libc::ENOTDIR) => OpenError::Enoent { path: path.clone() },
                     _ => OpenError::system(e),
                 });
+            }
+            if in_host_view(path) {
+                exec_fd = Some(sys::fd::open_for_exec(path).map_err(OpenError::system)?);
             }
             let p = path.as_os_str().as_bytes().to_vec();
             let mut argv = vec![c(spawn.arg0.as_ref().map_or(p.clone(), |a| a.as_bytes().to_vec()))?];
@@ -205,8 +209,32 @@ fn child_spec(name: &Name, settings: &Settings, spawn: &SpawnOptions) -> Result<
         writes: settings.writes,
         stderr_to_stdout: spawn.stderr_to_stdout,
         death_signal: None,
+        exec_fd,
     };
     Ok((exec, label))
+}
+
+/// Whether an executable's path means something else to a port program than to the host, so
+/// that the host opens the file and the program is exec'd from that fd: paths into `/proc`
+/// (`/proc/<pid>/exe`, `/proc/self/…`) and its aliases `/dev/fd/N`, `/dev/stdin` …, whose
+/// pids and "self" are the host's here and the program's own there (a port program has a
+/// `/proc` of its PID namespace, or, in a user namespace, may not follow the host's
+/// `/proc/<pid>/exe`). Every other path names the same file in both views (the launcher's
+/// mount namespace is the host's, but for `/proc`), and is exec'd by its path, as OTP does:
+/// a program's `comm` and a script's `$0` come from it.
+fn in_host_view(path: &std::path::Path) -> bool {
+    use std::path::Component;
+    let mut parts = path.components().filter(|c| *c != Component::CurDir);
+    if parts.next() != Some(Component::RootDir) {
+        return false;
+    }
+    match (parts.next(), parts.next()) {
+        (Some(Component::Normal(a)), _) if a == "proc" => true,
+        (Some(Component::Normal(a)), Some(Component::Normal(b))) if a == "dev" => {
+            ["fd", "stdin", "stdout", "stderr"].iter().any(|x| b == *x)
+        }
+        _ => false,
+    }
 }
 
 /// The program's environment: the host's merged with `{:env, ...}` (`changes`; a `None` or
@@ -230,4 +258,20 @@ fn merged_env(changes: &[(OsString, Option<OsString>)]) -> Vec<Vec<u8>> {
             kv
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::in_host_view;
+    use std::path::Path;
+
+    #[test]
+    fn paths_into_proc_are_the_hosts() {
+        for p in ["/proc/1/exe", "/proc/self/exe", "/./proc/42/cwd/prog", "/dev/fd/3", "/dev/stdin", "/dev/./fd/7"] {
+            assert!(in_host_view(Path::new(p)), "{p}");
+        }
+        for p in ["/usr/bin/cat", "proc/1/exe", "./proc/1/exe", "/dev/null", "/devices/fd/3", "/procs/1/exe", "cat"] {
+            assert!(!in_host_view(Path::new(p)), "{p}");
+        }
+    }
 }

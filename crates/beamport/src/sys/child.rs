@@ -28,7 +28,7 @@ pub(crate) struct ChildSpec {
 /// What the child runs and how it sets itself up for it: the one typed description of a
 /// port's program, from the port's options to `execve` (the launcher's protocol serialises
 /// it as it is).
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub(crate) struct Exec {
     pub program: CString,
     pub argv: Vec<CString>,
@@ -43,6 +43,10 @@ pub(crate) struct Exec {
     pub stderr_to_stdout: bool,
     /// Signal the kernel sends the child when the launcher dies.
     pub death_signal: Option<i32>,
+    /// The file to exec, opened by the host (`O_PATH`), when `program` means something else in
+    /// the child's view than in the host's (see `docs/no-orphans.md`); `program` is then
+    /// exec'd only if the kernel cannot exec the file from its fd (a script).
+    pub exec_fd: Option<OwnedFd>,
 }
 
 fn ptrs(v: &[CString]) -> Vec<*const libc::c_char> {
@@ -64,6 +68,11 @@ struct Shared {
     writes: bool,
     stderr_to_stdout: bool,
     death_signal: Option<i32>,
+    /// [`Exec::exec_fd`], or -1.
+    exec_fd: libc::c_int,
+    /// A mount namespace to join before anything else (the launcher's, for a child a host
+    /// thread forks), or -1.
+    mnt_ns: libc::c_int,
     /// Where the child stores its pid (in its own PID namespace) first thing.
     announce: *const AtomicI32,
     /// The child resets every handled signal to its default itself before it unblocks
@@ -75,8 +84,8 @@ struct Shared {
 
 impl Shared {
     /// Points into `spec`'s strings, which must outlive the child's use of the result (until
-    /// it execs); `io` is the child's socket.
-    fn new(spec: &Exec, io: libc::c_int, announce: *const AtomicI32, reset_signals: bool) -> Self {
+    /// it execs); `io` is the child's socket, `mnt_ns` a mount namespace to join (or -1).
+    fn new(spec: &Exec, io: libc::c_int, mnt_ns: libc::c_int, announce: *const AtomicI32, reset_signals: bool) -> Self {
         let mut cd_msg = b"spawn: Could not cd to ".to_vec();
         if let Some(cd) = &spec.cd {
             cd_msg.extend_from_slice(cd.as_bytes());
@@ -96,6 +105,8 @@ impl Shared {
             writes: spec.writes,
             stderr_to_stdout: spec.stderr_to_stdout,
             death_signal: spec.death_signal,
+            exec_fd: spec.exec_fd.as_ref().map_or(-1, |fd| fd.as_raw_fd()),
+            mnt_ns,
             announce,
             reset_signals,
             sigrtmax: libc::SIGRTMAX(),
@@ -176,7 +187,7 @@ fn page_size() -> usize {
 /// Before it execs, the child stores its pid in `announce`: from then on it may exit and be
 /// seen by a reaper on another thread, which must know it is a child being registered.
 pub(crate) fn fork_exec(spec: &ChildSpec, stack: &mut ChildStack, announce: &AtomicI32) -> io::Result<i32> {
-    let shared = Shared::new(&spec.exec, spec.io.as_raw_fd(), announce, false);
+    let shared = Shared::new(&spec.exec, spec.io.as_raw_fd(), -1, announce, false);
     clone_child(&shared, stack, libc::SIGCHLD, std::ptr::null_mut())
 }
 
@@ -291,8 +302,14 @@ fn put_launch(l: Box<Launch>) {
 /// every signal blocked and its handlers reset to their defaults (by the kernel, or by
 /// itself before it unblocks them), since it shares the host's memory until it execs.
 ///
+/// With `mnt_ns`, the child joins that mount namespace (the launcher's, with its `/proc`)
+/// before it does anything else, and keeps the host's working directory.
+///
 /// On failure the spec comes back, for the caller to hand to the launcher.
-pub(crate) fn fork_exec_direct(spec: ChildSpec) -> Result<DirectChild, (io::Error, Box<ChildSpec>)> {
+pub(crate) fn fork_exec_direct(
+    spec: ChildSpec,
+    mnt_ns: Option<BorrowedFd<'_>>,
+) -> Result<DirectChild, (io::Error, Box<ChildSpec>)> {
     let announce = Arc::new(AtomicI32::new(0));
     let mut launch = match take_launch() {
         Ok(l) => l,
@@ -311,14 +328,16 @@ pub(crate) fn fork_exec_direct(spec: ChildSpec) -> Result<DirectChild, (io::Erro
     // The child reads the strings where they are on the heap: moving them into the launch
     // moves their owners, not their bytes.
     let ChildSpec { exec, io } = spec;
-    let shared = Shared::new(&exec, io.as_raw_fd(), Arc::as_ptr(&announce), false);
+    let mnt_ns = mnt_ns.map_or(-1, |fd| fd.as_raw_fd());
+    let shared = Shared::new(&exec, io.as_raw_fd(), mnt_ns, Arc::as_ptr(&announce), false);
     launch.exec = Some(exec);
     launch.announce = Some(announce.clone());
     let shared = launch.shared.insert(shared) as *mut Shared;
     launch.running.store(1, Ordering::Release);
     // SAFETY: `shared` and all it points to are owned by `launch`, a heap box that goes into
     // `LAUNCHES` and is not touched again until the kernel has cleared `running`, i.e. until
-    // the child has exec'd or exited.
+    // the child has exec'd or exited (but for `exec.exec_fd`, taken below, which `shared`
+    // does not point to: the child has the fd's number).
     let pid = match unsafe { clone3_detached(&*shared, &mut launch.stack, &mut pidfd, &launch.running) } {
         Some(r) => r,
         None => {
@@ -345,8 +364,10 @@ pub(crate) fn fork_exec_direct(spec: ChildSpec) -> Result<DirectChild, (io::Erro
             return Err((e, spec));
         }
     };
-    // The child has its own copy of the fd table: the host's copy of its socket goes now.
+    // The child has its own copy of the fd table: the host's copies of its socket and of the
+    // file it execs go now (the child uses only their numbers).
     drop(io);
+    drop(launch.exec.as_mut().and_then(|e| e.exec_fd.take()));
     put_launch(launch);
     // SAFETY: with CLONE_PIDFD a successful clone stored a new pidfd, owned by nobody else.
     let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
@@ -492,26 +513,49 @@ unsafe fn clone3_detached(
 
 /// The PID namespace of the launcher, which a host thread enters for the time of one
 /// [`fork_exec_direct`] (`setns` changes where the calling thread's *children* go, not the
-/// thread itself), so that the child is the launcher's to kill, even when the host is gone.
+/// thread itself), so that the child is the launcher's to kill, even when the host is gone;
+/// and the launcher's mount namespace, with its `/proc`, which the child joins itself.
 #[derive(Debug)]
 pub(crate) struct PidNamespace {
     target: OwnedFd,
     home: OwnedFd,
+    mount: Option<OwnedFd>,
 }
 
 /// While alive, the calling thread's children are born in the launcher's PID namespace; the
 /// thread cannot start threads meanwhile (the kernel refuses `CLONE_THREAD` then).
 pub(crate) struct InNamespace<'a>(&'a PidNamespace);
 
+impl InNamespace<'_> {
+    /// The mount namespace the children join, if any (see [`fork_exec_direct`]).
+    pub(crate) fn mount(&self) -> Option<BorrowedFd<'_>> {
+        self.0.mount.as_ref().map(|fd| fd.as_fd())
+    }
+}
+
 impl PidNamespace {
     /// Opens the PID namespace of process `pid` (as this process sees it), and this process's
     /// own to come back to; checks that this thread may enter it (`CAP_SYS_ADMIN` over it).
-    pub(crate) fn of(pid: i32) -> io::Result<PidNamespace> {
+    /// With `mount`, also `pid`'s mount namespace, for the children to join (if it is not
+    /// this process's own).
+    pub(crate) fn of(pid: i32, mount: bool) -> io::Result<PidNamespace> {
         use rustix::fs::{Mode, OFlags};
         let open = |path: String| -> io::Result<OwnedFd> {
             Ok(rustix::fs::open(path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())?)
         };
-        let ns = PidNamespace { target: open(format!("/proc/{pid}/ns/pid"))?, home: open("/proc/self/ns/pid".into())? };
+        let mount = if mount {
+            let theirs = open(format!("/proc/{pid}/ns/mnt"))?;
+            let ours = rustix::fs::stat("/proc/self/ns/mnt")?;
+            let same = rustix::fs::fstat(&theirs).is_ok_and(|t| (t.st_dev, t.st_ino) == (ours.st_dev, ours.st_ino));
+            (!same).then_some(theirs)
+        } else {
+            None
+        };
+        let ns = PidNamespace {
+            target: open(format!("/proc/{pid}/ns/pid"))?,
+            home: open("/proc/self/ns/pid".into())?,
+            mount,
+        };
         drop(ns.enter()?);
         Ok(ns)
     }
@@ -542,11 +586,22 @@ mod raw {
     /// # Safety
     ///
     /// As the system call `nr` with these arguments.
-    #[cfg(target_arch = "x86_64")]
     pub(super) unsafe fn call(nr: libc::c_long, a: usize, b: usize, c: usize, d: usize) -> isize {
+        // SAFETY: the caller vouches for the call; the fifth argument is ignored by calls of four.
+        unsafe { call5(nr, a, b, c, d, 0) }
+    }
+
+    /// `syscall(nr, a, b, c, d, e)`.
+    ///
+    /// # Safety
+    ///
+    /// As the system call `nr` with these arguments.
+    #[cfg(target_arch = "x86_64")]
+    pub(super) unsafe fn call5(nr: libc::c_long, a: usize, b: usize, c: usize, d: usize, e: usize) -> isize {
         let ret: isize;
         // SAFETY: the x86-64 system call convention: number and result in rax, arguments in
-        // rdi, rsi, rdx, r10; the kernel clobbers rcx and r11. The caller vouches for the call.
+        // rdi, rsi, rdx, r10, r8; the kernel clobbers rcx and r11. The caller vouches for the
+        // call.
         unsafe {
             std::arch::asm!(
                 "syscall",
@@ -555,6 +610,7 @@ mod raw {
                 in("rsi") b,
                 in("rdx") c,
                 in("r10") d,
+                in("r8") e,
                 lateout("rcx") _,
                 lateout("r11") _,
                 options(nostack),
@@ -563,16 +619,16 @@ mod raw {
         ret
     }
 
-    /// `syscall(nr, a, b, c, d)` through libc, whose `errno` only a `vfork`-style child, whose
+    /// `syscall(nr, a, b, c, d, e)` through libc, whose `errno` only a `vfork`-style child, whose
     /// parent is suspended, may use: on these targets no child runs alongside its parent.
     ///
     /// # Safety
     ///
     /// As the system call `nr` with these arguments.
     #[cfg(not(target_arch = "x86_64"))]
-    pub(super) unsafe fn call(nr: libc::c_long, a: usize, b: usize, c: usize, d: usize) -> isize {
+    pub(super) unsafe fn call5(nr: libc::c_long, a: usize, b: usize, c: usize, d: usize, e: usize) -> isize {
         // SAFETY: the caller vouches for the call.
-        let r = unsafe { libc::syscall(nr, a, b, c, d) };
+        let r = unsafe { libc::syscall(nr, a, b, c, d, e) };
         if r < 0 {
             // SAFETY: `errno` of this thread, just set by the failed call.
             -(unsafe { *libc::__errno_location() } as isize)
@@ -600,6 +656,24 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
         };
         // Before anything can make it exit: an atomic store in memory the forker shares.
         (*sh.announce).store(call(libc::SYS_getpid, 0, 0, 0, 0) as i32, Ordering::SeqCst);
+        if sh.mnt_ns >= 0 {
+            // Into the launcher's mount namespace, where `/proc` is its PID namespace's. A
+            // multi-threaded host cannot `setns` there, but this child, which shares no
+            // `fs_struct` (no CLONE_FS), can. `setns` moves the working directory to the new
+            // namespace's root: the host's is kept through an fd. Where that fails, the child
+            // stays in the host's mount namespace (and sees the host's `/proc`).
+            let flags = libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC;
+            let cwd = call(libc::SYS_openat, libc::AT_FDCWD as usize, c".".as_ptr() as usize, flags as usize, 0);
+            if cwd >= 0 {
+                if call(libc::SYS_setns, sh.mnt_ns as usize, libc::CLONE_NEWNS as usize, 0, 0) == 0 {
+                    let r = call(libc::SYS_fchdir, cwd as usize, 0, 0, 0);
+                    if r < 0 {
+                        exit(r);
+                    }
+                }
+                call(libc::SYS_close, cwd as usize, 0, 0, 0);
+            }
+        }
         let sigset = std::mem::size_of::<u64>();
         if sh.reset_signals {
             // As `posix_spawn` does: a handler of the host must not run here, and `execve`
@@ -643,6 +717,15 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
             exit(io);
         }
         let io = io as usize;
+        let exe = if sh.exec_fd >= 0 {
+            let exe = call(libc::SYS_fcntl, sh.exec_fd as usize, libc::F_DUPFD_CLOEXEC as usize, 10, 0);
+            if exe < 0 {
+                exit(exe);
+            }
+            exe
+        } else {
+            -1
+        };
         let (rfd, wfd, first_free) = match sh.layout {
             Layout::Stdio => (0, 1, 3),
             Layout::Fd34 => (3, 4, 5),
@@ -656,7 +739,26 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
         if sh.stderr_to_stdout {
             call(libc::SYS_dup3, io, 2, 0, 0);
         }
-        call(libc::SYS_close_range, first_free, libc::c_uint::MAX as usize, 0, 0);
+        if exe >= 0 {
+            // The file to exec becomes the first fd past the port's (closed at `execve`).
+            call(libc::SYS_dup3, exe as usize, first_free, libc::O_CLOEXEC as usize, 0);
+            call(libc::SYS_close_range, first_free + 1, libc::c_uint::MAX as usize, 0, 0);
+            let r = raw::call5(
+                libc::SYS_execveat,
+                first_free,
+                c"".as_ptr() as usize,
+                sh.argv.as_ptr() as usize,
+                sh.envp.as_ptr() as usize,
+                libc::AT_EMPTY_PATH as usize,
+            );
+            // ENOENT from an open file: a script, whose interpreter would be handed
+            // `/dev/fd/N`, closed at exec. Its path, then, as OTP would.
+            if r != -(libc::ENOENT as isize) {
+                exit(r);
+            }
+        } else {
+            call(libc::SYS_close_range, first_free, libc::c_uint::MAX as usize, 0, 0);
+        }
         let r = call(libc::SYS_execve, sh.program as usize, sh.argv.as_ptr() as usize, sh.envp.as_ptr() as usize, 0);
         exit(r)
     }

@@ -53,6 +53,13 @@ pub(crate) fn check_executable(path: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// Opens `path` to be exec'd from its fd (`O_PATH | O_CLOEXEC`): the file it names in this
+/// process's view, wherever the exec happens.
+pub(crate) fn open_for_exec(path: &Path) -> io::Result<OwnedFd> {
+    use rustix::fs::{Mode, OFlags};
+    Ok(rustix::fs::open(path, OFlags::PATH | OFlags::CLOEXEC, Mode::empty())?)
+}
+
 /// `shutdown(fd, SHUT_RD)`: the host stops reading; the child's further writes fail with
 /// `EPIPE` instead of blocking once the socket buffer is full (OTP closes its input pipe).
 pub(crate) fn shutdown_read(fd: BorrowedFd<'_>) -> io::Result<()> {

@@ -13,7 +13,13 @@ use rustix::net::{
 
 /// Sends all of `bytes` on a blocking stream socket, with `fd` attached to the first byte.
 pub(crate) fn send_all(sock: BorrowedFd<'_>, bytes: &[u8], fd: Option<BorrowedFd<'_>>) -> io::Result<()> {
-    send_all_as(sock, bytes, fd, None)
+    send_all_as(sock, bytes, fd.as_slice(), None)
+}
+
+/// Sends all of `bytes` on a blocking stream socket, with `fds` (at most two) attached to the
+/// first byte.
+pub(crate) fn send_fds(sock: BorrowedFd<'_>, bytes: &[u8], fds: &[BorrowedFd<'_>]) -> io::Result<()> {
+    send_all_as(sock, bytes, fds, None)
 }
 
 /// Like [`send_all`], and with `as_pid` the message carries `SCM_CREDENTIALS` naming that
@@ -24,16 +30,15 @@ pub(crate) fn send_all(sock: BorrowedFd<'_>, bytes: &[u8], fd: Option<BorrowedFd
 pub(crate) fn send_all_as(
     sock: BorrowedFd<'_>,
     bytes: &[u8],
-    fd: Option<BorrowedFd<'_>>,
+    fds: &[BorrowedFd<'_>],
     as_pid: Option<i32>,
 ) -> io::Result<()> {
     let mut sent = 0;
-    if fd.is_some() || as_pid.is_some() {
-        let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1), ScmCredentials(1))];
+    if !fds.is_empty() || as_pid.is_some() {
+        let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(2), ScmCredentials(1))];
         let mut anc = SendAncillaryBuffer::new(&mut space);
-        let fds: Vec<BorrowedFd<'_>> = fd.into_iter().collect();
-        if !fds.is_empty() {
-            anc.push(SendAncillaryMessage::ScmRights(&fds));
+        if !fds.is_empty() && !anc.push(SendAncillaryMessage::ScmRights(fds)) {
+            return Err(io::Error::from_raw_os_error(libc::EINVAL));
         }
         if let Some(pid) = as_pid.and_then(rustix::process::Pid::from_raw) {
             anc.push(SendAncillaryMessage::ScmCredentials(rustix::net::UCred {
