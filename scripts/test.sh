@@ -27,9 +27,9 @@ cargo test --workspace --all-targets
 # took that path; the launcher forks for everyone else. These run it too.
 doctor=$(cargo run -q --bin beamport -- doctor)
 if [[ "$doctor" == *"by the opening thread"* ]]; then
-  echo "== cargo test, every child forked by the launcher (BEAMPORT_NO_DIRECT=1)"
-  BEAMPORT_NO_DIRECT=1 cargo test --test port_semantics --test fast_paths --test elixir_docs --test no_orphans \
-    --test leaks --test direct_spawn --test flow_control --test emfile --test framing_ports
+  echo "== cargo test, every child forked by the launcher (BEAMPORT_SPAWNING=launcher)"
+  BEAMPORT_SPAWNING=launcher cargo test --test port_semantics --test fast_paths --test elixir_docs --test no_orphans \
+    --test leaks --test opener_fork --test flow_control --test emfile --test framing_ports
 fi
 cargo test --workspace --doc
 

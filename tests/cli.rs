@@ -306,18 +306,18 @@ fn open_a_directory() {
 /// stderr and exits with ENOENT (2), as on the VM, whichever process forks it.
 #[test]
 fn open_bad_cd() {
-    for no_direct in ["0", "1"] {
+    for launcher_forks in ["0", "1"] {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_beamport"));
         cmd.args(["open", "--exit-status", "--stderr-to-stdout", "--cd", "/nonexistent_dir", "--", "/bin/pwd"]);
-        if no_direct == "1" {
-            cmd.env("BEAMPORT_NO_DIRECT", "1");
+        if launcher_forks == "1" {
+            cmd.env("BEAMPORT_SPAWNING", "launcher");
         }
         let out = cmd.stdin(Stdio::null()).output().expect("run beamport");
         let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
         let lines: Vec<String> = stdout.lines().map(normalize).collect();
         assert_eq!(lines, ["{#Port<0.N>, {:exit_status, 2}}", "{:EXIT, #Port<0.N>, :normal}"], "{stderr}");
-        assert_eq!(stderr, "spawn: Could not cd to /nonexistent_dir\r\n", "BEAMPORT_NO_DIRECT={no_direct}");
-        assert_eq!(out.status.code(), Some(2), "BEAMPORT_NO_DIRECT={no_direct}");
+        assert_eq!(stderr, "spawn: Could not cd to /nonexistent_dir\r\n", "launcher forks: {launcher_forks}");
+        assert_eq!(out.status.code(), Some(2), "launcher forks: {launcher_forks}");
     }
 }
 

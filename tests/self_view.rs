@@ -3,7 +3,7 @@
 //! working directory, and a program path that names a host process's file.
 //!
 //! The programs run under `beamport run`, a host in a process of its own, so that each case
-//! can choose its tier and who forks (`BEAMPORT_NO_DIRECT=1`: the launcher); `scripts/test.sh`
+//! can choose its tier and who forks (`BEAMPORT_SPAWNING=launcher`: the launcher); `scripts/test.sh`
 //! runs this suite as root and as an unprivileged user.
 
 mod helpers;
@@ -18,7 +18,7 @@ use helpers::{Guard, Tier};
 #[derive(Clone, Copy, Debug)]
 struct Case {
     tier: Tier,
-    /// `BEAMPORT_NO_DIRECT=1`: the launcher forks every program (as for a host that is not root).
+    /// `BEAMPORT_SPAWNING=launcher`: the launcher forks every program (as for a host that is not root).
     launcher_forks: bool,
 }
 
@@ -36,9 +36,9 @@ fn run(case: Case, argv: &[&str], cwd: &std::path::Path) -> (Option<i32>, String
     cmd.args(["run", "--grace", "1m", "--"]).args(argv).current_dir(cwd);
     case.tier.apply(&mut cmd);
     if case.launcher_forks {
-        cmd.env("BEAMPORT_NO_DIRECT", "1");
+        cmd.env("BEAMPORT_SPAWNING", "launcher");
     } else {
-        cmd.env_remove("BEAMPORT_NO_DIRECT");
+        cmd.env_remove("BEAMPORT_SPAWNING");
     }
     let child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).spawn().expect("start beamport run");
     let mut g = Guard { child };

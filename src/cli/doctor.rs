@@ -28,7 +28,7 @@ pub fn run(_args: Args) -> i32 {
             match &r.opener_forks {
                 Ok(()) => {
                     println!("spawning:       by the opening thread, into the launcher's PID namespace");
-                    println!("                (the host's children: a waitpid(-1) of its own takes their status; set_spawning(Spawning::Launcher) or BEAMPORT_NO_DIRECT=1 leaves them to the launcher)");
+                    println!("                (the host's children: a waitpid(-1) of its own takes their status; set_spawning(Spawning::Launcher) or BEAMPORT_SPAWNING=launcher leaves them to the launcher)");
                 }
                 Err(why) => println!("spawning:       by the launcher ({why})"),
             }

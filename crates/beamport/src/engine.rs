@@ -61,7 +61,7 @@ const LAUNCHER: Token = Token(usize::MAX - 1);
 const LENT_TIMER: Token = Token(usize::MAX - 2);
 /// How many programs forked by host threads may run at once; past that the launcher forks.
 /// Forking on the opener's thread saves the launcher's two hops on each spawn, and the opener
-/// does not wait for the exec (`sys::child::fork_exec_direct`), so with many spawns in flight
+/// does not wait for the exec (`sys::child::fork_exec_here`), so with many spawns in flight
 /// it goes on while the children set themselves up, where a second CPU is free (BENCHMARKS.md
 /// has the figures). Each such program holds a pidfd, a second fd for its port, hence a cap
 /// (and see [`HOST_FORK_MAX_FD`]): a host with thousands of ports open stays at about one fd
@@ -281,14 +281,14 @@ fn start(dispatch: &'static dyn Dispatch) -> io::Result<Engine> {
 /// Whether host threads may fork children themselves, into the launcher's PID namespace:
 /// only in that tier (a child there dies with the launcher, whatever happens to the host), and
 /// only if the host may enter it (`CAP_SYS_ADMIN` over it: true for root, not for an
-/// unprivileged host whose launcher made a user namespace). `BEAMPORT_NO_DIRECT` and
+/// unprivileged host whose launcher made a user namespace). `BEAMPORT_SPAWNING=launcher` and
 /// [`crate::set_spawning`] turn it off.
 fn host_forking(
     started: &sys::start::Started,
     spawning: crate::Spawning,
 ) -> (Option<sys::child::PidNamespace>, Option<String>) {
-    if std::env::var_os("BEAMPORT_NO_DIRECT").is_some() {
-        return (None, Some("turned off by BEAMPORT_NO_DIRECT".into()));
+    if std::env::var_os("BEAMPORT_SPAWNING").is_some_and(|v| v == "launcher") {
+        return (None, Some("turned off by BEAMPORT_SPAWNING=launcher".into()));
     }
     if spawning == crate::Spawning::Launcher {
         return (None, Some("turned off by set_spawning(Spawning::Launcher)".into()));
@@ -342,7 +342,7 @@ impl Engine {
         };
         let child = match ns.enter() {
             // Back in the host's namespace as soon as the clone returns.
-            Ok(in_ns) => sys::child::fork_exec_direct(spec, in_ns.mount()).map_err(|(e, spec)| (e, Some(spec)))?,
+            Ok(in_ns) => sys::child::fork_exec_here(spec, in_ns.mount()).map_err(|(e, spec)| (e, Some(spec)))?,
             Err(e) => return Err((e, Some(Box::new(spec)))),
         };
         let pidfd = Arc::new(child.pidfd);

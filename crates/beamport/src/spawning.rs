@@ -23,7 +23,7 @@ pub enum Spawning {
     Opener,
     /// The launcher forks every program: none is ever the host's child, so a host that
     /// reaps any child it has (`waitpid(-1)`, as an init process does) cannot take a port's
-    /// exit status. One round trip to the launcher per spawn. `BEAMPORT_NO_DIRECT=1` in the
+    /// exit status. One round trip to the launcher per spawn. `BEAMPORT_SPAWNING=launcher` in the
     /// environment chooses this too.
     Launcher,
 }

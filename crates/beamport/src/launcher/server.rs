@@ -35,7 +35,7 @@ const SPAWNERS: usize = 2;
 /// What the main loop and the spawner threads share: the socket's sending side and the books
 /// on children. Every reply is sent under the books' lock, so that replies never interleave
 /// and a child's `Spawned` always comes before its `Exited`.
-struct Shared {
+struct Common {
     sock: OwnedFd,
     in_namespace: bool,
     books: Mutex<Books>,
@@ -56,7 +56,7 @@ struct Books {
     in_flight: usize,
 }
 
-impl Shared {
+impl Common {
     fn books(&self) -> std::sync::MutexGuard<'_, Books> {
         self.books.lock().expect("launcher books")
     }
@@ -87,7 +87,7 @@ struct Job {
 }
 
 /// A spawner thread: forks the jobs it takes, registers each child and replies.
-fn spawner(shared: Arc<Shared>, jobs: Arc<Mutex<mpsc::Receiver<Job>>>, me: usize, mut stack: sys::child::ChildStack) {
+fn spawner(shared: Arc<Common>, jobs: Arc<Mutex<mpsc::Receiver<Job>>>, me: usize, mut stack: sys::child::ChildStack) {
     loop {
         let job = match jobs.lock().expect("spawn jobs").recv() {
             Ok(job) => job,
@@ -97,7 +97,7 @@ fn spawner(shared: Arc<Shared>, jobs: Arc<Mutex<mpsc::Receiver<Job>>>, me: usize
     }
 }
 
-impl Shared {
+impl Common {
     /// Forks `job` on the calling thread (spawner `slot`'s stack and announce slot), then
     /// registers the child and replies. The job was counted in `in_flight`.
     fn start(&self, job: Job, stack: &mut sys::child::ChildStack, slot: usize) {
@@ -143,7 +143,7 @@ fn group_or_leader(pid: i32, sig: i32) -> std::io::Result<()> {
 }
 
 struct Launcher {
-    shared: Arc<Shared>,
+    shared: Arc<Common>,
     jobs: mpsc::Sender<Job>,
     cgroup: Option<std::path::PathBuf>,
     ladders: HashMap<i32, Ladder>,
@@ -179,7 +179,7 @@ pub(crate) fn run(sock: OwnedFd) -> i32 {
             return 1;
         }
     };
-    let shared = Arc::new(Shared {
+    let shared = Arc::new(Common {
         sock,
         in_namespace,
         books: Mutex::new(Books::default()),

@@ -27,8 +27,8 @@ use crate::port::OpenError;
 /// # let _ = port.close();
 ///
 /// let echo = beamport::find_executable("echo").unwrap();
-/// let direct = Name::executable(echo); // no shell: arguments are passed as they are
-/// let port = Port::open(direct, [Opt::Binary, Opt::args(["$((6 * 7))"])]).unwrap();
+/// let no_shell = Name::executable(echo); // arguments are passed as they are
+/// let port = Port::open(no_shell, [Opt::Binary, Opt::args(["$((6 * 7))"])]).unwrap();
 /// let msg = me.receive_timeout(wait).unwrap().expect("data");
 /// assert_eq!(msg.data().unwrap().as_str(), Some("$((6 * 7))\n"));
 /// # let _ = port.close();

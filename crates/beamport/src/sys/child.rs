@@ -1,5 +1,5 @@
 //! Fork and exec of one port program: in the launcher ([`fork_exec`]), or straight from a
-//! host thread into the launcher's PID namespace ([`fork_exec_direct`], what `posix_spawn`
+//! host thread into the launcher's PID namespace ([`fork_exec_here`], what `posix_spawn`
 //! does, plus a pidfd). The child calls only async-signal-safe functions between the clone
 //! and `execve`, with every string prepared beforehand.
 
@@ -55,7 +55,7 @@ fn ptrs(v: &[CString]) -> Vec<*const libc::c_char> {
 
 /// What the child reads, as raw pointers into strings its forker keeps alive (on its frame for a
 /// `vfork`-style spawn, in a [`Launch`] for one that does not wait).
-struct Shared {
+struct ChildArgs {
     program: *const libc::c_char,
     argv: Vec<*const libc::c_char>,
     envp: Vec<*const libc::c_char>,
@@ -82,7 +82,7 @@ struct Shared {
     sigrtmax: libc::c_int,
 }
 
-impl Shared {
+impl ChildArgs {
     /// Points into `spec`'s strings, which must outlive the child's use of the result (until
     /// it execs); `io` is the child's socket, `mnt_ns` a mount namespace to join (or -1).
     fn new(spec: &Exec, io: libc::c_int, mnt_ns: libc::c_int, announce: *const AtomicI32, reset_signals: bool) -> Self {
@@ -92,7 +92,7 @@ impl Shared {
         }
         cd_msg.extend_from_slice(b"\r\n");
         let opt = |s: &Option<CString>| s.as_ref().map_or(std::ptr::null(), |s| s.as_ptr());
-        Shared {
+        ChildArgs {
             program: spec.program.as_ptr(),
             argv: ptrs(&spec.argv),
             envp: ptrs(&spec.envp),
@@ -187,13 +187,13 @@ fn page_size() -> usize {
 /// Before it execs, the child stores its pid in `announce`: from then on it may exit and be
 /// seen by a reaper on another thread, which must know it is a child being registered.
 pub(crate) fn fork_exec(spec: &ChildSpec, stack: &mut ChildStack, announce: &AtomicI32) -> io::Result<i32> {
-    let shared = Shared::new(&spec.exec, spec.io.as_raw_fd(), -1, announce, false);
+    let shared = ChildArgs::new(&spec.exec, spec.io.as_raw_fd(), -1, announce, false);
     clone_child(&shared, stack, libc::SIGCHLD, std::ptr::null_mut())
 }
 
-/// A child started by [`fork_exec_direct`].
+/// A child started by [`fork_exec_here`].
 #[derive(Debug)]
-pub(crate) struct DirectChild {
+pub(crate) struct HostChild {
     /// Its pid as the caller sees it.
     pub pid: i32,
     /// Where it stores its pid in its own PID namespace, the launcher's, where the launcher
@@ -203,7 +203,7 @@ pub(crate) struct DirectChild {
     pub pidfd: OwnedFd,
 }
 
-/// A direct child's pid in the launcher's PID namespace: what it stored in `announce`, or, if
+/// A host-forked child's pid in the launcher's PID namespace: what it stored in `announce`, or, if
 /// it has not yet, what the kernel says of its pidfd (`NSpid`). `None` if neither knows: the
 /// child died before it ran, or is reaped (no `pidfd`).
 pub(crate) fn ns_pid(announce: &AtomicI32, pidfd: Option<BorrowedFd<'_>>) -> Option<i32> {
@@ -218,12 +218,12 @@ pub(crate) fn ns_pid(announce: &AtomicI32, pidfd: Option<BorrowedFd<'_>>) -> Opt
     }
 }
 
-/// The memory a child of [`fork_exec_direct`] uses until it execs: its stack, what it reads,
+/// The memory a child of [`fork_exec_here`] uses until it execs: its stack, what it reads,
 /// and the strings that points to. Kept in [`LAUNCHES`] until the kernel clears `running`
 /// (`CLONE_CHILD_CLEARTID`: it does when the child execs or exits), then reused.
 struct Launch {
     stack: ChildStack,
-    shared: Option<Shared>,
+    shared: Option<ChildArgs>,
     exec: Option<Exec>,
     announce: Option<Arc<AtomicI32>>,
     /// Non-zero from before the clone until the child has exec'd or exited.
@@ -258,7 +258,7 @@ struct Launches {
 }
 
 /// How many children may be between their clone and their `execve` at once (each launch
-/// takes a few pages once used: its stack, its strings). Past that, [`fork_exec_direct`]
+/// takes a few pages once used: its stack, its strings). Past that, [`fork_exec_here`]
 /// fails with `EAGAIN` rather than wait, and its caller asks the launcher. On a busy machine a
 /// child may wait long for a CPU before it execs: with 64 spawns in flight on two CPUs, 63
 /// launches were in use at once, and a cap of 8 or 16 sent so many spawns to the launcher
@@ -306,10 +306,10 @@ fn put_launch(l: Box<Launch>) {
 /// before it does anything else, and keeps the host's working directory.
 ///
 /// On failure the spec comes back, for the caller to hand to the launcher.
-pub(crate) fn fork_exec_direct(
+pub(crate) fn fork_exec_here(
     spec: ChildSpec,
     mnt_ns: Option<BorrowedFd<'_>>,
-) -> Result<DirectChild, (io::Error, Box<ChildSpec>)> {
+) -> Result<HostChild, (io::Error, Box<ChildSpec>)> {
     let announce = Arc::new(AtomicI32::new(0));
     let mut launch = match take_launch() {
         Ok(l) => l,
@@ -329,10 +329,10 @@ pub(crate) fn fork_exec_direct(
     // moves their owners, not their bytes.
     let ChildSpec { exec, io } = spec;
     let mnt_ns = mnt_ns.map_or(-1, |fd| fd.as_raw_fd());
-    let shared = Shared::new(&exec, io.as_raw_fd(), mnt_ns, Arc::as_ptr(&announce), false);
+    let shared = ChildArgs::new(&exec, io.as_raw_fd(), mnt_ns, Arc::as_ptr(&announce), false);
     launch.exec = Some(exec);
     launch.announce = Some(announce.clone());
-    let shared = launch.shared.insert(shared) as *mut Shared;
+    let shared = launch.shared.insert(shared) as *mut ChildArgs;
     launch.running.store(1, Ordering::Release);
     // SAFETY: `shared` and all it points to are owned by `launch`, a heap box that goes into
     // `LAUNCHES` and is not touched again until the kernel has cleared `running`, i.e. until
@@ -371,12 +371,12 @@ pub(crate) fn fork_exec_direct(
     put_launch(launch);
     // SAFETY: with CLONE_PIDFD a successful clone stored a new pidfd, owned by nobody else.
     let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
-    Ok(DirectChild { pid, announce, pidfd })
+    Ok(HostChild { pid, announce, pidfd })
 }
 
 /// `clone(CLONE_VM | CLONE_VFORK | extra_flags)` running `child_main(shared)`.
 fn clone_child(
-    shared: &Shared,
+    shared: &ChildArgs,
     stack: &mut ChildStack,
     extra_flags: libc::c_int,
     pidfd: *mut libc::c_int,
@@ -395,7 +395,7 @@ fn clone_child(
             child_main,
             top as *mut libc::c_void,
             libc::CLONE_VM | libc::CLONE_VFORK | extra_flags,
-            shared as *const Shared as *mut libc::c_void,
+            shared as *const ChildArgs as *mut libc::c_void,
             pidfd,
         )
     };
@@ -434,7 +434,7 @@ const CLONE_CLEAR_SIGHAND: u64 = 0x1_0000_0000;
 ///
 /// `shared`, all it points to and `stack` must stay untouched until `running` is 0 again.
 unsafe fn clone3_detached(
-    shared: &Shared,
+    shared: &ChildArgs,
     stack: &mut ChildStack,
     pidfd: &mut libc::c_int,
     running: &AtomicU32,
@@ -487,7 +487,7 @@ unsafe fn clone3_detached(
                 inlateout("rax") libc::SYS_clone3 => ret,
                 in("rdi") &mut args as *mut CloneArgs,
                 in("rsi") std::mem::size_of::<CloneArgs>(),
-                in("r12") shared as *const Shared as *mut libc::c_void,
+                in("r12") shared as *const ChildArgs as *mut libc::c_void,
                 in("r13") child_main as extern "C" fn(*mut libc::c_void) -> libc::c_int,
                 lateout("rcx") _,
                 lateout("r11") _,
@@ -512,7 +512,7 @@ unsafe fn clone3_detached(
 }
 
 /// The PID namespace of the launcher, which a host thread enters for the time of one
-/// [`fork_exec_direct`] (`setns` changes where the calling thread's *children* go, not the
+/// [`fork_exec_here`] (`setns` changes where the calling thread's *children* go, not the
 /// thread itself), so that the child is the launcher's to kill, even when the host is gone;
 /// and the launcher's mount namespace, with its `/proc`, which the child joins itself.
 #[derive(Debug)]
@@ -527,7 +527,7 @@ pub(crate) struct PidNamespace {
 pub(crate) struct InNamespace<'a>(&'a PidNamespace);
 
 impl InNamespace<'_> {
-    /// The mount namespace the children join, if any (see [`fork_exec_direct`]).
+    /// The mount namespace the children join, if any (see [`fork_exec_here`]).
     pub(crate) fn mount(&self) -> Option<BorrowedFd<'_>> {
         self.0.mount.as_ref().map(|fd| fd.as_fd())
     }
@@ -579,7 +579,7 @@ impl Drop for InNamespace<'_> {
 
 /// Raw system calls for the child between its clone and its `execve`: they return the result
 /// or `-errno` and never touch `errno`, which lives in the forking thread's TLS, shared with a
-/// child that runs alongside it (see [`fork_exec_direct`]).
+/// child that runs alongside it (see [`fork_exec_here`]).
 mod raw {
     /// `syscall(nr, a, b, c, d)`.
     ///
@@ -644,12 +644,12 @@ const DEFAULT_ACTION: [u64; 4] = [0; 4];
 
 extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
     use raw::call;
-    // SAFETY: `arg` is the `Shared` that the clone passed, alive until this child has exec'd
+    // SAFETY: `arg` is the `ChildArgs` that the clone passed, alive until this child has exec'd
     // or exited (its forker waits for that, or keeps it in a `Launch` until the kernel says
     // so), as is every string it points to. Only raw system calls run here: no `errno`, no
     // locks, no allocation.
     unsafe {
-        let sh = &*(arg as *const Shared);
+        let sh = &*(arg as *const ChildArgs);
         let exit = |e: isize| -> ! {
             call(libc::SYS_exit_group, e.unsigned_abs(), 0, 0, 0);
             unreachable_exit()

@@ -4,11 +4,11 @@
 //! that ignores `SIGCHLD` gets the launcher's instead).
 //!
 //! Where the host may not enter the launcher's namespace (not root, or another tier, or
-//! `BEAMPORT_NO_DIRECT`), the launcher forks everything and the tests that are about direct
+//! `BEAMPORT_SPAWNING=launcher`), the launcher forks everything and the tests that are about opener
 //! children only check that. The host forks only while at most 64 of its programs run, so
 //! these tests take turns ([`serial`]), each starting with no program of the host's left.
 //!
-//! The opener does not wait for a direct child's `execve`: `Port::open` returns while the
+//! The opener does not wait for a child the opener forked's `execve`: `Port::open` returns while the
 //! child may still be setting itself up (its session, its fds), which some tests below aim at.
 
 mod common;
@@ -20,7 +20,7 @@ use common::{children_with_zombies, os_pid_alive, port_processes, recv_match, wa
 
 const DEADLINE: Duration = Duration::from_secs(10);
 
-fn direct() -> bool {
+fn opener_forks() -> bool {
     beamport::doctor::report().expect("the launcher starts").opener_forks.is_ok()
 }
 
@@ -55,7 +55,7 @@ fn exit_status(me: &process::Process, port: &Port) -> String {
 }
 
 #[test]
-fn a_direct_child_is_the_hosts_in_the_launchers_namespace() {
+fn a_child_the_opener_forked_is_the_hosts_in_the_launchers_namespace() {
     let _turn = serial();
     let port = Port::open(Name::spawn("sleep 30"), [quick_ladder()]).unwrap();
     let pid = port.os_pid().unwrap();
@@ -68,7 +68,7 @@ fn a_direct_child_is_the_hosts_in_the_launchers_namespace() {
         assert_eq!(std::fs::read_link(format!("/proc/{pid}/ns/pid")).unwrap(), launcher_ns);
         assert_eq!(nspids.len(), 2, "a pid here and one in the launcher's namespace: {nspids:?}");
     }
-    if direct() {
+    if opener_forks() {
         assert_eq!(parent, std::process::id() as i32, "forked by the host");
     } else {
         assert_eq!(parent, launcher, "forked by the launcher");
@@ -90,7 +90,7 @@ fn exit_statuses_keep_their_code_and_signal() {
 }
 
 #[test]
-fn signals_reach_a_direct_child_and_its_group() {
+fn signals_reach_an_opener_forked_child_and_its_group() {
     let _turn = serial();
     let me = process::current();
     let port = Port::open(Name::spawn("sleep 30"), [Opt::ExitStatus]).unwrap();
@@ -157,7 +157,7 @@ fn a_status_the_host_reaps_itself_still_ends_the_port() {
     let r = unsafe { libc::waitpid(pid, &mut raw, 0) };
     let status = exit_status(&me, &port);
     if r == pid {
-        assert!(direct(), "the host reaped a program of the launcher's");
+        assert!(opener_forks(), "the host reaped a program of the launcher's");
         assert_eq!(raw, 5 << 8);
         assert_eq!(status, format!("{{{port:?}, {{:exit_status, 137}}}}"));
     } else {
@@ -183,7 +183,7 @@ fn a_host_signal_handler_and_ignored_signals_as_across_exec() {
     assert!(wait_until(DEADLINE, || std::fs::read_link(format!("/proc/{pid}/exe"))
         .is_ok_and(|e| e.to_string_lossy().contains("sleep"))));
     assert_eq!(mask("SigCgt") & bit(libc::SIGUSR1), 0, "a handler survived");
-    if direct() {
+    if opener_forks() {
         // Forked by the host: its dispositions at the spawn (the launcher's are those it
         // started with).
         assert_ne!(mask("SigIgn") & bit(libc::SIGUSR2), 0, "an ignored signal was reset");
@@ -216,7 +216,7 @@ fn many_spawns_in_a_row_leave_no_zombie() {
 fn a_program_killed_or_closed_just_after_open_still_ends() {
     let _turn = serial();
     let me = process::current();
-    // Right after `Port::open` a direct child may not have made its own group yet: a group
+    // Right after `Port::open` a child the opener forked may not have made its own group yet: a group
     // signal then reaches it alone, and a close still hands it to the kill ladder.
     for _ in 0..20 {
         let port = Port::open(Name::spawn("sleep 36"), [Opt::ExitStatus]).unwrap();
