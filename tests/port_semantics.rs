@@ -1315,3 +1315,21 @@ fn tools_exist() {
     assert!(find_executable("wc").is_some());
     let _ = Id::from(process::current().pid());
 }
+
+/// `os_pid` is the program seen from the host; `program_pid` is the pid it sees as its own
+/// (`$$`), which differs inside the launcher's PID namespace. Both name the same process.
+#[test]
+fn program_pid_is_the_pid_the_program_sees() {
+    let me = process::current();
+    let port = Port::open(Name::spawn("sh -c 'echo $$; exec cat'"), [Opt::Binary]).unwrap();
+    let printed: i32 = expect_data(recv(&me), &port).as_str().unwrap().trim().parse().unwrap();
+    assert_eq!(port.program_pid(), Some(printed));
+    let os_pid = port.os_pid().unwrap();
+    // The same process: the host's /proc/<os_pid> is `cat` (the shell exec'd it), whose own
+    // view of its pid (`NSpid`'s last field) is the one it printed.
+    let status = std::fs::read_to_string(format!("/proc/{os_pid}/status")).unwrap();
+    let nspid = status.lines().find_map(|l| l.strip_prefix("NSpid:")).unwrap();
+    assert_eq!(nspid.split_whitespace().last().unwrap().parse::<i32>().unwrap(), printed, "{status}");
+    port.close().unwrap();
+    assert_eq!(port.program_pid(), None);
+}

@@ -111,6 +111,10 @@ impl Driver for FakeDriver {
         None
     }
 
+    fn program_pid(&mut self) -> Option<i32> {
+        None
+    }
+
     fn signal(&mut self, sig: i32, group: bool) {
         self.script().signals.push((sig, group));
     }

@@ -70,6 +70,9 @@ pub(crate) trait Driver {
     fn exited(&mut self, group_left: bool);
     /// Its OS pid in the host's PID namespace, once known and while it runs.
     fn os_pid(&self) -> Option<i32>;
+    /// Its pid as it sees itself (`getpid()`), which differs from [`Driver::os_pid`] inside
+    /// the launcher's PID namespace; once known and while it runs.
+    fn program_pid(&mut self) -> Option<i32>;
     /// Sends `sig` to it, or to its process group.
     fn signal(&mut self, sig: i32, group: bool);
     /// The port is gone: end what is left behind it (the kill ladder), unless it ended alone.
@@ -136,6 +139,9 @@ impl Driver for Drivers {
     }
     fn os_pid(&self) -> Option<i32> {
         each!(self, d => d.os_pid())
+    }
+    fn program_pid(&mut self) -> Option<i32> {
+        each!(self, d => d.program_pid())
     }
     fn signal(&mut self, sig: i32, group: bool) {
         each!(self, d => d.signal(sig, group))

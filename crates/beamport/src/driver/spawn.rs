@@ -237,6 +237,13 @@ impl Driver for SpawnDriver {
         }
     }
 
+    fn program_pid(&mut self) -> Option<i32> {
+        match self.child {
+            Child::Started { exited: None, .. } => Some(self.ns_pid()).filter(|&p| p > 0),
+            _ => None,
+        }
+    }
+
     fn signal(&mut self, sig: i32, group: bool) {
         match &self.child {
             Child::Pending { .. } => {

@@ -28,6 +28,33 @@ impl Port {
         st.driver.os_pid().filter(|_| st.phase != Phase::Dead)
     }
 
+    /// The program's pid as it sees itself (`getpid()`, what `$$` prints), while the port is
+    /// open and the program runs. Inside the launcher's PID namespace (see
+    /// [`crate::doctor::Report`]) it differs from [`Port::os_pid`], the same process seen from
+    /// the host: a pidfile the program writes holds this one, and its `/proc` and `ps` agree
+    /// with it. In the tiers without a namespace the two are the same.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use beamport::{process, Name, Opt, Port};
+    /// let me = process::current();
+    /// let port = Port::open(Name::spawn("sh -c 'echo $$; exec cat'"), [Opt::Binary]).unwrap();
+    /// let msg = me.receive_timeout(Duration::from_secs(5)).unwrap().expect("its pid");
+    /// let printed: i32 = msg.data().unwrap().as_str().unwrap().trim().parse().unwrap();
+    /// assert_eq!(port.program_pid(), Some(printed));
+    /// port.close().unwrap();
+    /// assert_eq!(port.program_pid(), None);
+    /// ```
+    pub fn program_pid(&self) -> Option<i32> {
+        let mut st = self.started();
+        if st.phase == Phase::Dead {
+            return None;
+        }
+        st.driver.program_pid()
+    }
+
     /// The state, once the driver's start has been answered (at once if the port is closed:
     /// a closed port has no pid to wait for).
     pub(super) fn started(&self) -> MutexGuard<'_, State> {
