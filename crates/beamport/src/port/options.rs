@@ -1,14 +1,18 @@
-//! Port names and options (`PortSettings`), parsed and checked the way `open_port/2` does.
+//! Port names and options (`PortSettings`), parsed and checked the way `open_port/2` does,
+//! and the program's one typed spec (`Exec`) built from them.
 
-use std::ffi::OsString;
+use std::ffi::{CString, OsString};
 use std::fmt;
 use std::num::NonZeroUsize;
+use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
 use crate::framing::{Framing, PacketSize};
 use crate::port::OpenError;
+use crate::sys;
+use crate::sys::child::{Exec, Layout};
 
 /// What a port runs: the first argument of `Port.open/2`.
 ///
@@ -494,5 +498,134 @@ impl Opt {
         V: Into<OsString>,
     {
         Opt::Env(vars.into_iter().map(|(k, v)| (k.into(), v.map(Into::into))).collect())
+    }
+}
+
+/// The program's one typed spec, from the port's name and options, and the port's name as
+/// `Port.info/1` reports it. `{:spawn, cmd}` runs `/bin/sh -c "exec cmd"`, as OTP does.
+pub(super) fn child_spec(name: &Name, settings: &Settings, spawn: &SpawnOptions) -> Result<(Exec, String), OpenError> {
+    let nul = |s: &[u8]| OpenError::Badarg { what: format!("NUL byte in {:?}", String::from_utf8_lossy(s)) };
+    let c = |b: Vec<u8>| CString::new(b).map_err(|e| nul(&e.into_vec()));
+    let mut exec_fd = None;
+    let (program, argv, label) = match name {
+        Name::Spawn(cmd) => {
+            if cmd.trim().is_empty() {
+                return Err(OpenError::Badarg { what: "{:spawn, \"\"}: empty command".into() });
+            }
+            let argv = vec![c(b"sh".to_vec())?, c(b"-c".to_vec())?, c(format!("exec {cmd}").into_bytes())?];
+            (c(b"/bin/sh".to_vec())?, argv, cmd.clone())
+        }
+        Name::Executable(path) => {
+            if path.as_os_str().is_empty() {
+                return Err(OpenError::Badarg { what: "{:spawn_executable, \"\"}: empty path".into() });
+            }
+            if let Err(e) = sys::fd::check_executable(path) {
+                return Err(match e.raw_os_error() {
+                    Some(libc::EACCES) | Some(libc::EPERM) => OpenError::Eacces { path: path.clone() },
+                    Some(libc::ENOENT) | Some(libc::ENOTDIR) => OpenError::Enoent { path: path.clone() },
+                    _ => OpenError::system(e),
+                });
+            }
+            if in_host_view(path) {
+                exec_fd = Some(sys::fd::open_for_exec(path).map_err(OpenError::system)?);
+            }
+            let p = path.as_os_str().as_bytes().to_vec();
+            let mut argv = vec![c(spawn.arg0.as_ref().map_or(p.clone(), |a| a.as_bytes().to_vec()))?];
+            for a in spawn.args.iter().flatten() {
+                argv.push(c(a.as_bytes().to_vec())?);
+            }
+            (c(p)?, argv, path.to_string_lossy().into_owned())
+        }
+    };
+    let cd = match &spawn.cd {
+        Some(d) => Some(c(d.as_os_str().as_bytes().to_vec())?),
+        None => None,
+    };
+    // The inherited environment has no NUL (it is made of C strings): only what the options
+    // add is checked.
+    for (k, v) in &spawn.env {
+        for s in [Some(k), v.as_ref()].into_iter().flatten() {
+            if s.as_bytes().contains(&0) {
+                return Err(nul(s.as_bytes()));
+            }
+        }
+    }
+    let envp = merged_env(&spawn.env).into_iter().map(c).collect::<Result<_, _>>()?;
+    let exec = Exec {
+        program,
+        argv,
+        envp,
+        // The opener's own working directory, unless the launcher forks (see the driver).
+        cwd: None,
+        cd,
+        layout: if spawn.nouse_stdio { Layout::Fd34 } else { Layout::Stdio },
+        reads: settings.reads,
+        writes: settings.writes,
+        stderr_to_stdout: spawn.stderr_to_stdout,
+        death_signal: None,
+        exec_fd,
+    };
+    Ok((exec, label))
+}
+
+/// Whether an executable's path means something else to a port program than to the host, so
+/// that the host opens the file and the program is exec'd from that fd: paths into `/proc`
+/// (`/proc/<pid>/exe`, `/proc/self/…`) and its aliases `/dev/fd/N`, `/dev/stdin` …, whose
+/// pids and "self" are the host's here and the program's own there (a port program has a
+/// `/proc` of its PID namespace, or, in a user namespace, may not follow the host's
+/// `/proc/<pid>/exe`). Every other path names the same file in both views (the launcher's
+/// mount namespace is the host's, but for `/proc`), and is exec'd by its path, as OTP does:
+/// a program's `comm` and a script's `$0` come from it.
+fn in_host_view(path: &std::path::Path) -> bool {
+    use std::path::Component;
+    let mut parts = path.components().filter(|c| *c != Component::CurDir);
+    if parts.next() != Some(Component::RootDir) {
+        return false;
+    }
+    match (parts.next(), parts.next()) {
+        (Some(Component::Normal(a)), _) if a == "proc" => true,
+        (Some(Component::Normal(a)), Some(Component::Normal(b))) if a == "dev" => {
+            ["fd", "stdin", "stdout", "stderr"].iter().any(|x| b == *x)
+        }
+        _ => false,
+    }
+}
+
+/// The program's environment: the host's merged with `{:env, ...}` (`changes`; a `None` or
+/// empty value unsets), as `KEY=value` strings, each with room for the NUL that makes it a C
+/// string (no reallocation then).
+fn merged_env(changes: &[(OsString, Option<OsString>)]) -> Vec<Vec<u8>> {
+    let mut env: Vec<(OsString, OsString)> = std::env::vars_os().collect();
+    for (k, v) in changes {
+        env.retain(|(x, _)| x != k);
+        if let Some(v) = v.as_ref().filter(|v| !v.is_empty()) {
+            env.push((k.clone(), v.clone()));
+        }
+    }
+    env.into_iter()
+        .map(|(k, v)| {
+            let (k, v) = (k.as_bytes(), v.as_bytes());
+            let mut kv = Vec::with_capacity(k.len() + v.len() + 2);
+            kv.extend_from_slice(k);
+            kv.push(b'=');
+            kv.extend_from_slice(v);
+            kv
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::in_host_view;
+    use std::path::Path;
+
+    #[test]
+    fn paths_into_proc_are_the_hosts() {
+        for p in ["/proc/1/exe", "/proc/self/exe", "/./proc/42/cwd/prog", "/dev/fd/3", "/dev/stdin", "/dev/./fd/7"] {
+            assert!(in_host_view(Path::new(p)), "{p}");
+        }
+        for p in ["/usr/bin/cat", "proc/1/exe", "./proc/1/exe", "/dev/null", "/devices/fd/3", "/procs/1/exe", "cat"] {
+            assert!(!in_host_view(Path::new(p)), "{p}");
+        }
     }
 }
