@@ -117,6 +117,10 @@ pub(crate) struct Engine {
     host_fork_cap: usize,
     /// How the launcher was started.
     pub(crate) launcher: LauncherInfo,
+    /// Programs started so far by a host thread ([`Engine::fork_here`]) and by the launcher
+    /// ([`Engine::spawn`]): which path spawns took, for `beamport doctor` and the bench.
+    pub(crate) started_here: AtomicU64,
+    pub(crate) started_by_launcher: AtomicU64,
 }
 
 /// What [`Engine::fork_here`] started.
@@ -261,6 +265,8 @@ fn start(dispatch: &'static dyn Dispatch) -> io::Result<Engine> {
             host_fork_refused,
             proc_refused: launched.proc_refused.as_ref().map(|e| e.to_string()),
         },
+        started_here: AtomicU64::new(0),
+        started_by_launcher: AtomicU64::new(0),
     };
     std::thread::Builder::new().name("beamport-launcher-out".into()).spawn(move || {
         // Requests that queued up meanwhile go out in one write.
@@ -347,6 +353,7 @@ impl Engine {
         };
         let pidfd = Arc::new(child.pidfd);
         self.forked.lock().expect("forked children").insert(id, Forked { pidfd: pidfd.clone(), pid: child.pid });
+        self.started_here.fetch_add(1, Ordering::Relaxed);
         Ok(ForkedHere { pid: child.pid, announce: child.announce, pidfd })
     }
     /// Lets the reactor reap a host-forked child (its port's owner stopped polling it).
@@ -471,6 +478,7 @@ impl Engine {
             self.pending.lock().expect("pending").remove(&req);
             return Err(e);
         }
+        self.started_by_launcher.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 
