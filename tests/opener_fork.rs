@@ -282,3 +282,38 @@ fn many_spawns_in_flight_report_every_status_and_leave_no_fd() {
         children_with_zombies(host)
     );
 }
+
+#[test]
+fn a_program_whose_input_queued_while_lent_still_reports_its_exit() {
+    let _turn = serial();
+    let me = process::current();
+    // The port starts lent to its opener's thread, which then gives it to another process
+    // and never polls it. Commands fill it faster than `cat` reads them, so output queues
+    // while the port is lent and unpolled: the reactor takes the socket back for
+    // writability, and must then watch the program's exit too (it once did not: the program
+    // stayed a zombie and its status never came).
+    let port = Port::open(Name::executable("/bin/cat"), [Opt::Binary, Opt::ExitStatus]).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = process::spawn(move |p| {
+        let mut got = 0;
+        let status = loop {
+            match p.receive_timeout(DEADLINE) {
+                Ok(Some(Message::Port(_, PortMsg::Data(d)))) => got += d.bytes().len(),
+                Ok(Some(Message::Port(_, PortMsg::ExitStatus(s)))) => break Some(s.code()),
+                Ok(Some(Message::Port(_, PortMsg::Connected))) => {}
+                _ => break None,
+            }
+        };
+        tx.send((got, status)).unwrap();
+    });
+    port.connect(reader).unwrap();
+    let chunk = bytes::Bytes::from(vec![b'x'; 64 << 10]);
+    for _ in 0..48 {
+        port.command(chunk.clone()).unwrap();
+    }
+    port.close_input().unwrap();
+    let (got, status) = rx.recv().unwrap();
+    assert_eq!((got, status), (48 << 16, Some(0)), "data and exit status that reached the new owner");
+    drop(me);
+    port.close().ok();
+}
