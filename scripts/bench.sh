@@ -1,24 +1,44 @@
 #!/bin/sh
 # Regenerates the measured part of BENCHMARKS.md (between its bench:begin/bench:end
 # markers; the analysis around it is kept): builds beamport in release mode, runs
-# `beamport bench` with the given options (none: the full run, several minutes), and
-# records the machine and its load. Unless the options pick workloads (--only), it then
-# runs `latency` again with everything pinned to one CPU (taskset -c 0): on this kind of
-# VM a wake-up across CPUs costs tens of µs and makes unpinned latencies bimodal.
+# `beamport bench` with the given options (none: the full run, several minutes) as root and
+# then as an unprivileged user, and records the machine and its load. Root's launcher takes
+# the pid-namespace tier, where an opener forks its programs itself; a user's takes the
+# user+pid-namespace tier, where the launcher forks them all. The user is `beamport-test`,
+# made with useradd if missing (as scripts/test.sh does); the binary is copied to a
+# directory it can read. Unless the options pick workloads (--only), it then runs `latency`
+# again as root with everything pinned to one CPU (taskset -c 0): on this kind of VM a
+# wake-up across CPUs costs tens of µs and makes unpinned latencies bimodal.
 #
-#   scripts/bench.sh            # full run
-#   scripts/bench.sh --quick    # under a minute, reduced sizes
+#   scripts/bench.sh            # full runs (about 20 minutes for both)
+#   scripts/bench.sh --quick    # a few minutes, reduced sizes
 set -eu
 cd "$(dirname "$0")/.."
 cargo build --release --quiet
 bin=target/release/beamport
 
 section=$(mktemp)
-trap 'rm -f "$section" "$section.new"' EXIT
+unpriv=$(mktemp -d /tmp/beamport-bench.XXXXXX)
+trap 'rm -rf "$section" "$section.new" "$unpriv"' EXIT
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 status=0
 table=$("$bin" bench "$@") || status=$?
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
+
+user_table=
+user_load=
+if [ "$(id -u)" = 0 ] && command -v setpriv > /dev/null; then
+    user=beamport-test
+    if ! id -u "$user" > /dev/null 2>&1; then
+        useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$user"
+    fi
+    cp "$bin" "$unpriv/beamport"
+    chmod -R a+rX "$unpriv"
+    user_before=$(cut -d' ' -f1-3 /proc/loadavg)
+    user_table=$(cd "$unpriv" && setpriv --reuid="$user" --regid="$user" --clear-groups --reset-env \
+        env PATH="$PATH" "$unpriv/beamport" bench "$@") || status=$?
+    user_load="before: $user_before; after: $(cut -d' ' -f1-3 /proc/loadavg)"
+fi
 pinned=
 case " $* " in
     *" --only"*) ;;
@@ -37,10 +57,23 @@ erl_version=$(erl -noshell -eval 'io:format("OTP ~s, erts ~s, ~s", [erlang:syste
     echo "| rustc | $(rustc -V) |"
     echo "| Erlang | $erl_version |"
     echo "| RLIMIT_NOFILE | soft $(ulimit -Sn), hard $(ulimit -Hn) |"
-    echo "| load average (1, 5, 15 min) | before: $load_before; after: $load_after |"
+    echo "| load average (1, 5, 15 min), as root | before: $load_before; after: $load_after |"
+    if [ -n "$user_table" ]; then
+        echo "| load average, as a user | $user_load |"
+    fi
+    echo
+    echo "### As root"
     echo
     echo "$table"
     echo
+    if [ -n "$user_table" ]; then
+        echo "### As an unprivileged user"
+        echo
+        echo "The same command as the user \`beamport-test\` (\`setpriv --reuid\`), right after."
+        echo
+        echo "$user_table"
+        echo
+    fi
     if [ -n "$pinned" ]; then
         echo "Then \`taskset -c 0 target/release/beamport bench${*:+ $*} --only latency\`: every process and thread on CPU 0."
         echo

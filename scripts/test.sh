@@ -40,7 +40,10 @@ cargo test --workspace --doc
 # and the command line run once more as a user made for it. The repository and its target
 # directory may be root's alone: the test binaries, the examples they start and the beamport
 # binary are copied to a directory that user can read, in the layout the tests expect.
-unpriv_suites=(port_semantics no_orphans elixir_docs cli self_view closing busy_limits)
+unpriv_suites=(port_semantics no_orphans elixir_docs cli self_view closing busy_limits opener_fork)
+# The user's opener forks its programs (through a hop into the launcher's user namespace);
+# these run again with every program forked by the launcher, as past 64 running programs.
+unpriv_launcher_suites=(port_semantics no_orphans self_view)
 if [ "$(id -u)" != 0 ]; then
   echo "== (the suites above ran as uid $(id -u), not root: no unprivileged pass needed)"
 else
@@ -68,15 +71,23 @@ else
   echo "== as the unprivileged user $user (uid $(id -u "$user")), on the $tier tier: ${unpriv_suites[*]}"
   # Each suite's output is shown whole only if it fails; else its result and the notes on what
   # this tier cannot promise (the tests' expected panics and error messages stay in the log).
-  for suite in "${unpriv_suites[@]}"; do
+  run_as_user() { # SUITE [VAR=VALUE]
+    local suite=$1 exe log
     exe=$(find "$unpriv/debug/deps" -maxdepth 1 -type f -name "$suite-*" | head -n 1)
     [ -n "$exe" ] || { echo "the test binary of $suite was not built" >&2; exit 1; }
-    if ! log=$(as_user "$exe" 2>&1); then
+    if ! log=$(as_user env ${2:+"$2"} "$exe" 2>&1); then
       printf '%s\n' "$log"
-      echo "== FAILED as $user: $suite" >&2
+      echo "== FAILED as $user${2:+ with $2}: $suite" >&2
       exit 1
     fi
     printf '%s\n' "$log" | grep -E '^(NOTE|EXPECTED LIMITATION) ' | sed 's/^/   /' || true
     echo "   $suite: $(printf '%s\n' "$log" | grep '^test result:')"
+  }
+  for suite in "${unpriv_suites[@]}"; do
+    run_as_user "$suite"
+  done
+  echo "== as $user, every child forked by the launcher (BEAMPORT_SPAWNING=launcher): ${unpriv_launcher_suites[*]}"
+  for suite in "${unpriv_launcher_suites[@]}"; do
+    run_as_user "$suite" BEAMPORT_SPAWNING=launcher
   done
 fi

@@ -3,8 +3,9 @@
 //! launcher's children do, and they are the host's children as `posix_spawn`'s are (a host
 //! that ignores `SIGCHLD` gets the launcher's instead).
 //!
-//! Where the host may not enter the launcher's namespace (not root, or another tier, or
-//! `BEAMPORT_SPAWNING=launcher`), the launcher forks everything and the tests that are about opener
+//! A host that is not root gets there through a hop into the launcher's user namespace
+//! (`scripts/test.sh` runs this suite as a user too). Where the host may not fork into the
+//! launcher's namespace (another tier, or `BEAMPORT_SPAWNING=launcher`), the launcher forks everything and the tests that are about opener
 //! children only check that. The host forks only while at most 64 of its programs run, so
 //! these tests take turns ([`serial`]), each starting with no program of the host's left.
 //!
@@ -64,7 +65,7 @@ fn a_child_the_opener_forked_is_the_hosts_in_the_launchers_namespace() {
     let launcher = common::launcher_pid();
     let launcher_ns = std::fs::read_link(format!("/proc/{launcher}/ns/pid")).unwrap();
     // Either way the program lives in the launcher's PID namespace (this tier) and dies with it.
-    if beamport::doctor::report().unwrap().tier == "pid-namespace" {
+    if beamport::doctor::report().unwrap().tier.ends_with("pid-namespace") {
         assert_eq!(std::fs::read_link(format!("/proc/{pid}/ns/pid")).unwrap(), launcher_ns);
         assert_eq!(nspids.len(), 2, "a pid here and one in the launcher's namespace: {nspids:?}");
     }
@@ -281,4 +282,39 @@ fn many_spawns_in_flight_report_every_status_and_leave_no_fd() {
         "left unreaped: {:?}",
         children_with_zombies(host)
     );
+}
+
+#[test]
+fn a_program_whose_input_queued_while_lent_still_reports_its_exit() {
+    let _turn = serial();
+    let me = process::current();
+    // The port starts lent to its opener's thread, which then gives it to another process
+    // and never polls it. Commands fill it faster than `cat` reads them, so output queues
+    // while the port is lent and unpolled: the reactor takes the socket back for
+    // writability, and must then watch the program's exit too (it once did not: the program
+    // stayed a zombie and its status never came).
+    let port = Port::open(Name::executable("/bin/cat"), [Opt::Binary, Opt::ExitStatus]).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = process::spawn(move |p| {
+        let mut got = 0;
+        let status = loop {
+            match p.receive_timeout(DEADLINE) {
+                Ok(Some(Message::Port(_, PortMsg::Data(d)))) => got += d.bytes().len(),
+                Ok(Some(Message::Port(_, PortMsg::ExitStatus(s)))) => break Some(s.code()),
+                Ok(Some(Message::Port(_, PortMsg::Connected))) => {}
+                _ => break None,
+            }
+        };
+        tx.send((got, status)).unwrap();
+    });
+    port.connect(reader).unwrap();
+    let chunk = bytes::Bytes::from(vec![b'x'; 64 << 10]);
+    for _ in 0..48 {
+        port.command(chunk.clone()).unwrap();
+    }
+    port.close_input().unwrap();
+    let (got, status) = rx.recv().unwrap();
+    assert_eq!((got, status), (48 << 16, Some(0)), "data and exit status that reached the new owner");
+    drop(me);
+    port.close().ok();
 }

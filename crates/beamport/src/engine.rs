@@ -117,6 +117,10 @@ pub(crate) struct Engine {
     host_fork_cap: usize,
     /// How the launcher was started.
     pub(crate) launcher: LauncherInfo,
+    /// Programs started so far by a host thread ([`Engine::fork_here`]) and by the launcher
+    /// ([`Engine::spawn`]): which path spawns took, for `beamport doctor` and the bench.
+    pub(crate) started_here: AtomicU64,
+    pub(crate) started_by_launcher: AtomicU64,
 }
 
 /// What [`Engine::fork_here`] started.
@@ -261,6 +265,8 @@ fn start(dispatch: &'static dyn Dispatch) -> io::Result<Engine> {
             host_fork_refused,
             proc_refused: launched.proc_refused.as_ref().map(|e| e.to_string()),
         },
+        started_here: AtomicU64::new(0),
+        started_by_launcher: AtomicU64::new(0),
     };
     std::thread::Builder::new().name("beamport-launcher-out".into()).spawn(move || {
         // Requests that queued up meanwhile go out in one write.
@@ -279,10 +285,11 @@ fn start(dispatch: &'static dyn Dispatch) -> io::Result<Engine> {
 }
 
 /// Whether host threads may fork children themselves, into the launcher's PID namespace:
-/// only in that tier (a child there dies with the launcher, whatever happens to the host), and
-/// only if the host may enter it (`CAP_SYS_ADMIN` over it: true for root, not for an
-/// unprivileged host whose launcher made a user namespace). `BEAMPORT_SPAWNING=launcher` and
-/// [`crate::set_spawning`] turn it off.
+/// only in the namespace tiers (a child there dies with the launcher, whatever happens to the
+/// host), and only if the host's children may be born there: root enters the namespace
+/// (`CAP_SYS_ADMIN` over it), another user's host goes through a hop into the launcher's user
+/// namespace, which that user owns. `BEAMPORT_SPAWNING=launcher` and [`crate::set_spawning`]
+/// turn it off.
 fn host_forking(
     started: &sys::start::Started,
     spawning: crate::Spawning,
@@ -293,20 +300,19 @@ fn host_forking(
     if spawning == crate::Spawning::Launcher {
         return (None, Some("turned off by set_spawning(Spawning::Launcher)".into()));
     }
-    match started.isolation {
-        Isolation::PidNamespace => {}
-        Isolation::UserPidNamespace => {
-            let why = "the launcher's PID namespace is owned by a user namespace of its own, which a host that is not root may not enter";
-            return (None, Some(why.into()));
-        }
+    // A host that is not root reaches a PID namespace owned by the launcher's user namespace
+    // through a hop (`sys::child::fork_exec_here`).
+    let user = match started.isolation {
+        Isolation::PidNamespace => false,
+        Isolation::UserPidNamespace => true,
         other => return (None, Some(format!("the {other:?} tier has no PID namespace to fork into"))),
-    }
+    };
     // Checked on a thread of its own: a thread whose children go to another namespace cannot
     // start threads, should its way back fail.
     let pid = started.pid;
     // The children join the launcher's mount namespace too, where it has a `/proc` of its own.
     let mount = started.proc_refused.is_none();
-    match std::thread::spawn(move || sys::child::PidNamespace::of(pid, mount)).join() {
+    match std::thread::spawn(move || sys::child::PidNamespace::of(pid, mount, user)).join() {
         Ok(Ok(ns)) => (Some(ns), None),
         Ok(Err(e)) => (None, Some(format!("cannot enter the launcher's PID namespace: {e}"))),
         Err(_) => (None, Some("the check panicked".into())),
@@ -340,13 +346,10 @@ impl Engine {
         let Some(ns) = self.host_forks.as_ref().filter(|_| !self.launcher_gone.load(Ordering::Acquire)) else {
             return Err((gone(), None));
         };
-        let child = match ns.enter() {
-            // Back in the host's namespace as soon as the clone returns.
-            Ok(in_ns) => sys::child::fork_exec_here(spec, in_ns.mount()).map_err(|(e, spec)| (e, Some(spec)))?,
-            Err(e) => return Err((e, Some(Box::new(spec)))),
-        };
+        let child = sys::child::fork_exec_here(spec, ns).map_err(|(e, spec)| (e, Some(spec)))?;
         let pidfd = Arc::new(child.pidfd);
         self.forked.lock().expect("forked children").insert(id, Forked { pidfd: pidfd.clone(), pid: child.pid });
+        self.started_here.fetch_add(1, Ordering::Relaxed);
         Ok(ForkedHere { pid: child.pid, announce: child.announce, pidfd })
     }
     /// Lets the reactor reap a host-forked child (its port's owner stopped polling it).
@@ -471,6 +474,7 @@ impl Engine {
             self.pending.lock().expect("pending").remove(&req);
             return Err(e);
         }
+        self.started_by_launcher.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 

@@ -75,6 +75,11 @@ pub mod doctor {
     /// if let Err(why) = &r.own_proc {
     ///     println!("port programs see the host's /proc: {why}");
     /// }
+    /// let before = r.spawns;
+    /// let port = beamport::Port::open(beamport::Name::spawn("true"), []).unwrap();
+    /// let after = beamport::doctor::report().unwrap().spawns;
+    /// assert_eq!(after.by_opener + after.by_launcher, before.by_opener + before.by_launcher + 1);
+    /// # let _ = port.close();
     /// ```
     #[derive(Debug, Clone)]
     pub struct Report {
@@ -105,6 +110,19 @@ pub mod doctor {
         /// `/proc`. `Err` says why a namespace tier could not mount one: its programs then see
         /// the host's `/proc`, where their own pids name other processes.
         pub own_proc: Result<(), String>,
+        /// How many programs this host has started so far, by each path.
+        pub spawns: Spawns,
+    }
+
+    /// Programs started by the host since the launcher started, by who forked them: the
+    /// opening thread (see [`Report::opener_forks`]) or the launcher. Read it before and
+    /// after some work to see which path that work took (`beamport bench` does).
+    #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+    pub struct Spawns {
+        /// Forked by the thread that opened the port, into the launcher's PID namespace.
+        pub by_opener: u64,
+        /// Asked of the launcher, which forked them (or failed to).
+        pub by_launcher: u64,
     }
 
     fn tier_name(i: crate::sys::start::Isolation) -> &'static str {
@@ -147,6 +165,10 @@ pub mod doctor {
             nofile_limit: l.nofile_limit,
             opener_forks: l.host_fork_refused.clone().map_or(Ok(()), Err),
             own_proc: l.proc_refused.clone().map_or(Ok(()), Err),
+            spawns: Spawns {
+                by_opener: e.started_here.load(std::sync::atomic::Ordering::Relaxed),
+                by_launcher: e.started_by_launcher.load(std::sync::atomic::Ordering::Relaxed),
+            },
         })
     }
 }

@@ -14,9 +14,10 @@ use std::sync::Mutex;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Spawning {
     /// The opening thread forks the program itself, into the launcher's PID namespace, where
-    /// the host may (root, PID-namespace tier, at most 64 such programs running, fewer than
+    /// the host may (a PID-namespace tier, at most 64 such programs running, fewer than
     /// 1024 host fds, `SIGCHLD` not ignored), as `posix_spawn` would but without waiting for
-    /// its `execve`; else the launcher forks.
+    /// its `execve`; else the launcher forks. A host that is not root gets there through a
+    /// short-lived task that enters the launcher's user namespace for it.
     /// Such a program is the host's child: a `waitpid(-1)` of the host's own can take its
     /// exit status, and its port then reports it killed (`{:exit_status, 137}`).
     #[default]

@@ -89,14 +89,18 @@ pub fn run(args: Args) -> i32 {
     if otp.is_none() && !args.no_otp {
         eprintln!("beamport bench: no `escript` on PATH; the Erlang VM is left out");
     }
-    if let Err(e) = beamport::doctor::report() {
-        eprintln!("beamport bench: the launcher could not start: {e}");
-        return 2;
-    }
+    let doctor = match beamport::doctor::report() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("beamport bench: the launcher could not start: {e}");
+            return 2;
+        }
+    };
     let quiet = cat_count();
     let mut progress = Progress::new(workloads.iter().map(|w| rounds * runnable(*w, otp.is_some()).len()).sum());
     let started = Instant::now();
     let mut results = Results::default();
+    results.tier = Some(doctor.tier.to_string());
     for &w in &workloads {
         for round in 1..=rounds {
             for &imp in &runnable(w, otp.is_some()) {
@@ -104,7 +108,7 @@ pub fn run(args: Args) -> i32 {
                 let outcome = match imp {
                     _ if imp == Impl::Otp || w.hosted_by_vm() => otp.as_ref().expect("runnable").run(w, imp, &sizes),
                     _ if w.needs_fresh_process() => in_child(w, imp, args.quick),
-                    _ => workloads::run(w, imp, &sizes),
+                    _ => workloads::run_counted(w, imp, &sizes),
                 };
                 match outcome {
                     Ok(samples) => results.add(w, imp, samples),
@@ -132,6 +136,8 @@ pub fn run(args: Args) -> i32 {
             otp.as_ref().map_or("not measured".into(), |o| format!("OTP {}", o.version)),
         );
         println!();
+        println!("{}", how_beamport_ran(&doctor));
+        println!();
         for &w in &workloads {
             println!("- `{}`: {}", w.name(), sizes.describe(w));
         }
@@ -145,6 +151,20 @@ pub fn run(args: Args) -> i32 {
         }
     }
     i32::from(!results.failures().is_empty())
+}
+
+/// Who `beamport`'s figures were measured as: the user, the launcher's tier, and whether an
+/// opener may fork its programs (the "forked by" column says which path each workload took).
+fn how_beamport_ran(r: &beamport::doctor::Report) -> String {
+    let uid = rustix::process::getuid().as_raw();
+    let user = if uid == 0 { "root".to_string() } else { format!("an unprivileged user (uid {uid})") };
+    let forks = match &r.opener_forks {
+        Ok(()) => {
+            "an opener forks its program itself while at most 64 such programs run, else the launcher forks".into()
+        }
+        Err(why) => format!("the launcher forks every program ({why})"),
+    };
+    format!("`beamport` ran as {user}, on the `{}` tier: {forks}.", r.tier)
 }
 
 /// The implementations that can run `w` here.
@@ -174,7 +194,7 @@ fn run_child(spec: &str, sizes: &Sizes) -> i32 {
         eprintln!("beamport bench --child: expected WORKLOAD/IMPL, got {spec:?}");
         return 2;
     };
-    match workloads::run(w, imp, sizes) {
+    match workloads::run_counted(w, imp, sizes) {
         Ok(samples) => {
             let mut results = Results::default();
             results.add(w, imp, samples);

@@ -239,6 +239,13 @@ pub fn parse_lines(text: &str, w: Workload, imp: Impl) -> Res<Vec<Sample>> {
             unit: get("unit")?.to_string(),
             value: get("value")?.parse().map_err(|e| format!("bad value in {line}: {e}"))?,
             error: field(line, "error").map(String::from),
+            spawns: match (field(line, "by_opener"), field(line, "by_launcher")) {
+                (Some(o), Some(l)) => Some(beamport::doctor::Spawns {
+                    by_opener: o.parse().map_err(|e| format!("bad by_opener in {line}: {e}"))?,
+                    by_launcher: l.parse().map_err(|e| format!("bad by_launcher in {line}: {e}"))?,
+                }),
+                _ => None,
+            },
         });
     }
     if samples.is_empty() {

@@ -96,7 +96,8 @@ impl Workload {
     /// The implementations measured for this workload, in the order each round runs them.
     pub fn impls(self) -> &'static [Impl] {
         match self {
-            Workload::Throughput | Workload::Latency | Workload::SpawnSeq | Workload::SpawnPar64 => {
+            Workload::Throughput => &[Impl::Beamport, Impl::Std, Impl::C, Impl::CSplice, Impl::Otp],
+            Workload::Latency | Workload::SpawnSeq | Workload::SpawnPar64 => {
                 &[Impl::Beamport, Impl::Std, Impl::C, Impl::Otp]
             }
             Workload::Concurrency5000 | Workload::MemoryPerPort | Workload::MaxPorts => {
@@ -133,6 +134,8 @@ pub enum Impl {
     Std,
     /// Raw syscalls on the pipes, as a C program would make them.
     C,
+    /// `throughput` only: the C pump tuned for the most throughput (`splice`, 1 MiB pipes).
+    CSplice,
     /// The Erlang VM, through the escripts of `bench/otp/`.
     Otp,
 }
@@ -144,13 +147,17 @@ impl Impl {
             Impl::Beamport => "beamport",
             Impl::Std => "std",
             Impl::C => "c",
+            Impl::CSplice => "c_splice",
             Impl::Otp => "otp",
         }
     }
 
+    /// Every implementation, in the table's order.
+    pub const ALL: [Impl; 5] = [Impl::Beamport, Impl::Std, Impl::C, Impl::CSplice, Impl::Otp];
+
     /// The implementation called `name`.
     pub fn from_name(name: &str) -> Option<Impl> {
-        [Impl::Beamport, Impl::Std, Impl::C, Impl::Otp].into_iter().find(|i| i.name() == name)
+        Impl::ALL.into_iter().find(|i| i.name() == name)
     }
 }
 
@@ -261,21 +268,45 @@ pub struct Sample {
     pub value: f64,
     /// The error that ended `max_ports` (`emfile`…).
     pub error: Option<String>,
+    /// For `beamport`: the programs its round started, by who forked them.
+    pub spawns: Option<beamport::doctor::Spawns>,
 }
 
 impl Sample {
-    fn new(metric: &str, unit: &str, value: f64) -> Sample {
-        Sample { metric: metric.into(), unit: unit.into(), value, error: None }
+    pub fn new(metric: &str, unit: &str, value: f64) -> Sample {
+        Sample { metric: metric.into(), unit: unit.into(), value, error: None, spawns: None }
     }
 }
 
+/// The programs started so far by each path (see [`beamport::doctor::Spawns`]).
+pub fn spawns_so_far() -> beamport::doctor::Spawns {
+    beamport::doctor::report().map(|r| r.spawns).unwrap_or_default()
+}
+
+/// Runs one round of `w` by `imp` (not `Otp`) in this process; `beamport`'s samples say
+/// which path its spawns took.
+pub fn run_counted(w: Workload, imp: Impl, s: &Sizes) -> Res<Vec<Sample>> {
+    let before = spawns_so_far();
+    let mut samples = run(w, imp, s)?;
+    if imp == Impl::Beamport {
+        let after = spawns_so_far();
+        let spawns = beamport::doctor::Spawns {
+            by_opener: after.by_opener - before.by_opener,
+            by_launcher: after.by_launcher - before.by_launcher,
+        };
+        samples.iter_mut().for_each(|x| x.spawns = Some(spawns));
+    }
+    Ok(samples)
+}
+
 /// Runs one round of `w` by `imp` (not `Otp`) in this process.
-pub fn run(w: Workload, imp: Impl, s: &Sizes) -> Res<Vec<Sample>> {
+fn run(w: Workload, imp: Impl, s: &Sizes) -> Res<Vec<Sample>> {
     let one = |metric: &str, unit: &str, value: Res<f64>| value.map(|v| vec![Sample::new(metric, unit, v)]);
     match (w, imp) {
         (Workload::Throughput, Impl::Beamport) => one("throughput", "MB/s", fresh(|| beamport_throughput(s))),
         (Workload::Throughput, Impl::Std) => one("throughput", "MB/s", std_throughput(s)),
         (Workload::Throughput, Impl::C) => one("throughput", "MB/s", c_throughput(s)),
+        (Workload::Throughput, Impl::CSplice) => one("throughput", "MB/s", c_splice_throughput(s)),
         (Workload::Latency, Impl::Beamport) => fresh(|| beamport_latency(s)).map(latency_samples),
         (Workload::Latency, Impl::Std) => std_latency(s, false).map(latency_samples),
         (Workload::Latency, Impl::C) => std_latency(s, true).map(latency_samples),
@@ -397,13 +428,38 @@ fn std_throughput(s: &Sizes) -> Res<f64> {
 
 /// One thread, non-blocking pipes and `poll(2)`: the classic C pump.
 fn c_throughput(s: &Sizes) -> Res<f64> {
+    c_pump(s, None, false)
+}
+
+/// The pump a C programmer writes for the most throughput: both pipes grown to 1 MiB (the
+/// size of beamport's socket buffers, and the most an unprivileged process may ask), and
+/// the input handed to `cat`'s pipe with `splice(2)` from a file holding the chunk, so the
+/// kernel references its pages instead of copying them (what `vmsplice` does for memory).
+fn c_splice_throughput(s: &Sizes) -> Res<f64> {
+    c_pump(s, Some(1 << 20), true)
+}
+
+/// A one-thread `poll(2)` pump through `cat`: pipes of `pipe_size` (the kernel's 64 KiB
+/// if `None`), input by `write` or by `splice` from a memory file.
+fn c_pump(s: &Sizes, pipe_size: Option<usize>, splice: bool) -> Res<f64> {
     use rustix::event::{poll, PollFd, PollFlags};
     let mut child = spawn_cat()?;
     let stdin: OwnedFd = child.stdin.take().ok_or("no stdin")?.into();
     let stdout: OwnedFd = child.stdout.take().ok_or("no stdout")?.into();
     rustix::io::ioctl_fionbio(&stdin, true)?;
     rustix::io::ioctl_fionbio(&stdout, true)?;
+    if let Some(size) = pipe_size {
+        rustix::pipe::fcntl_setpipe_size(&stdin, size)?;
+        rustix::pipe::fcntl_setpipe_size(&stdout, size)?;
+    }
     let chunk = vec![b'x'; s.chunk];
+    let source = if splice {
+        let f = rustix::fs::memfd_create("beamport-bench-chunk", rustix::fs::MemfdFlags::CLOEXEC)?;
+        raw_write_all(&f, &chunk)?;
+        Some(f)
+    } else {
+        None
+    };
     let total = s.throughput_bytes / s.chunk * s.chunk;
     let mut buf = vec![0; s.chunk];
     let (mut sent, mut got) = (0, 0);
@@ -421,7 +477,14 @@ fn c_throughput(s: &Sizes) -> Res<f64> {
             let w = stdin.as_ref().expect("polled");
             let off = sent % s.chunk;
             let len = (s.chunk - off).min(total - sent);
-            match rustix::io::write(w, &chunk[off..off + len]) {
+            let wrote = match &source {
+                Some(f) => {
+                    let mut at = off as u64;
+                    rustix::pipe::splice(f, Some(&mut at), w, None, len, rustix::pipe::SpliceFlags::NONBLOCK)
+                }
+                None => rustix::io::write(w, &chunk[off..off + len]),
+            };
+            match wrote {
                 Ok(k) => sent += k,
                 Err(rustix::io::Errno::AGAIN) => {}
                 Err(e) => return Err(e.into()),
@@ -546,7 +609,7 @@ fn spawn_rate(imp: Impl, count: usize, in_flight: usize) -> Res<f64> {
             child.wait()
         })?,
         Impl::C => threaded_spawn(count, in_flight, || Command::new("/bin/true").status())?,
-        Impl::Otp => return Err("otp runs through its escript".into()),
+        Impl::Otp | Impl::CSplice => return Err(format!("{} does not spawn here", imp.name()).into()),
     };
     Ok(count as f64 / t.as_secs_f64())
 }

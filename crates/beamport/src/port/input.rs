@@ -21,8 +21,11 @@ use crate::framing::{Frame, FrameError};
 use crate::message::{Data, ExitStatus, Message, Pid, PortMsg, Reason};
 use crate::process;
 
-/// Bytes asked of each `read`: one message in stream mode.
-const READ_SIZE: usize = 256 * 1024;
+/// Bytes asked of each `read`: one message in stream mode. As much as the default read
+/// window: a bulk transfer then costs one read, one message and one wake-up of its owner per
+/// MiB (256 KiB reads made `throughput` 25 % slower); a small message costs no more, since
+/// the buffer is reused once the owner has taken what it held.
+const READ_SIZE: usize = 1 << 20;
 
 /// Reads one readiness event may do before the port yields to the others (and to callers
 /// waiting for its lock): a program writing without pause, to a port without a read window,
@@ -94,7 +97,7 @@ impl Port {
                 inner.read_paused.store(false, Ordering::SeqCst);
                 continue;
             }
-            let want = st.inp.decoder.wanted().unwrap_or(0).clamp(READ_SIZE, 1 << 20);
+            let want = st.inp.decoder.wanted().unwrap_or(0).clamp(READ_SIZE, READ_SIZE);
             let own = !st.inp.rbuf.is_empty();
             let buf = if own { &mut st.inp.rbuf } else { &mut *shared };
             buf.reserve(want);

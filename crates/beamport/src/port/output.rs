@@ -249,10 +249,16 @@ impl Port {
                     st.watch.mode = WatchMode::Reactor { write: want };
                 }
             }
-            // Lent, or left out after a read by the owner saw EOF: back in, for writes.
+            // Lent, or left out after a read by the owner saw EOF: back in, for writes, and
+            // the reactor watches the rest of the port too (the exit of a program the host
+            // forked), as when it takes a lent port back.
             WatchMode::Lent { poller: None } | WatchMode::Off => {
                 if want && e.register(fd.as_fd(), id, true).is_ok() {
+                    if matches!(st.watch.mode, WatchMode::Lent { .. }) {
+                        e.unlend(id);
+                    }
                     st.watch.mode = WatchMode::Reactor { write: true };
+                    self.watch_exit(st, e);
                 }
             }
         }

@@ -290,11 +290,20 @@ fn put_launch(l: Box<Launch>) {
 }
 
 /// Forks and execs `spec` from any thread of a multi-threaded host, as `posix_spawn` does,
-/// into the PID namespace the thread's children go to (see [`PidNamespace::enter`]), but
-/// without waiting for the child to exec: the clone returns as soon as the child exists,
-/// and the caller goes on while the child sets itself up on the other CPU. The child runs
-/// on a [`Launch`] of its own until it execs (on x86-64 with Linux ≥ 5.5: `clone3` with
-/// `CLONE_CLEAR_SIGHAND`; elsewhere the caller waits, as `posix_spawn` would).
+/// into the launcher's PID namespace `ns`, but without waiting for the child to exec: the
+/// clone returns as soon as the child exists, and the caller goes on while the child sets
+/// itself up on the other CPU. The child runs on a [`Launch`] of its own until it execs (on
+/// x86-64 with Linux ≥ 5.5: `clone3` with `CLONE_CLEAR_SIGHAND`; elsewhere the caller waits,
+/// as `posix_spawn` would).
+///
+/// Where the namespace is owned by a user namespace of the launcher's (a host that is not
+/// root), the calling thread cannot enter it: a multi-threaded process may not change its user
+/// namespace. A *hop* can: a task that shares the host's memory and fd table but is a process
+/// of its own, with its own `fs_struct` (`clone(CLONE_VM | CLONE_VFORK | CLONE_FILES)`). It
+/// enters the launcher's user namespace (the host's user owns it, so it may), then its PID
+/// namespace, clones the child with `CLONE_PARENT`, so that the child is the host's as in the
+/// other tier, and exits; the caller, suspended meanwhile, reaps it. The hop costs a spawn
+/// some 20 µs (BENCHMARKS.md has the figures).
 ///
 /// The child is the host's, as a `posix_spawn` child is: its pidfd tells of its exit, and so
 /// does a `SIGCHLD` (the clone asks for no exit signal, but `execve` sets it back to
@@ -302,14 +311,11 @@ fn put_launch(l: Box<Launch>) {
 /// every signal blocked and its handlers reset to their defaults (by the kernel, or by
 /// itself before it unblocks them), since it shares the host's memory until it execs.
 ///
-/// With `mnt_ns`, the child joins that mount namespace (the launcher's, with its `/proc`)
+/// Where `ns` has a mount namespace, the child joins it (the launcher's, with its `/proc`)
 /// before it does anything else, and keeps the host's working directory.
 ///
 /// On failure the spec comes back, for the caller to hand to the launcher.
-pub(crate) fn fork_exec_here(
-    spec: ChildSpec,
-    mnt_ns: Option<BorrowedFd<'_>>,
-) -> Result<HostChild, (io::Error, Box<ChildSpec>)> {
+pub(crate) fn fork_exec_here(spec: ChildSpec, ns: &PidNamespace) -> Result<HostChild, (io::Error, Box<ChildSpec>)> {
     let announce = Arc::new(AtomicI32::new(0));
     let mut launch = match take_launch() {
         Ok(l) => l,
@@ -328,28 +334,56 @@ pub(crate) fn fork_exec_here(
     // The child reads the strings where they are on the heap: moving them into the launch
     // moves their owners, not their bytes.
     let ChildSpec { exec, io } = spec;
-    let mnt_ns = mnt_ns.map_or(-1, |fd| fd.as_raw_fd());
+    let mnt_ns = ns.mount.as_ref().map_or(-1, |fd| fd.as_raw_fd());
     let shared = ChildArgs::new(&exec, io.as_raw_fd(), mnt_ns, Arc::as_ptr(&announce), false);
     launch.exec = Some(exec);
     launch.announce = Some(announce.clone());
     let shared = launch.shared.insert(shared) as *mut ChildArgs;
     launch.running.store(1, Ordering::Release);
-    // SAFETY: `shared` and all it points to are owned by `launch`, a heap box that goes into
-    // `LAUNCHES` and is not touched again until the kernel has cleared `running`, i.e. until
-    // the child has exec'd or exited (but for `exec.exec_fd`, taken below, which `shared`
-    // does not point to: the child has the fd's number).
-    let pid = match unsafe { clone3_detached(&*shared, &mut launch.stack, &mut pidfd, &launch.running) } {
-        Some(r) => r,
-        None => {
-            // Another architecture or an older kernel: wait for the exec, as `posix_spawn`.
-            launch.running.store(0, Ordering::Release);
-            // SAFETY: no child has it yet; this one resets its handlers itself, and `shared`
-            // is alive until `clone_child` returns, after the exec (CLONE_VFORK).
-            unsafe {
-                (*shared).reset_signals = true;
-                clone_child(&*shared, &mut launch.stack, libc::CLONE_PIDFD, &mut pidfd)
+    let pid = match &ns.user {
+        // SAFETY: as for `clone3_detached` below; the hop reads `hop` on this frame, which it
+        // outlives (CLONE_VFORK: this thread waits until it has exited).
+        Some(user) => unsafe {
+            let mut hop = Hop {
+                user_ns: user.as_raw_fd(),
+                pid_ns: ns.target.as_raw_fd(),
+                shared,
+                stack: &mut launch.stack,
+                running: &launch.running,
+                pid: 0,
+                pidfd: -1,
+            };
+            let r = hop_here(&mut hop);
+            pidfd = hop.pidfd;
+            r.and_then(|()| match hop.pid {
+                pid if pid > 0 => Ok(pid as i32),
+                0 => Err(io::Error::from_raw_os_error(libc::EIO)),
+                e => Err(io::Error::from_raw_os_error(-e as i32)),
+            })
+        },
+        None => match ns.enter() {
+            // Back in the host's namespace as soon as the clone returns.
+            // SAFETY: `shared` and all it points to are owned by `launch`, a heap box that
+            // goes into `LAUNCHES` and is not touched again until the kernel has cleared
+            // `running`, i.e. until the child has exec'd or exited (but for `exec.exec_fd`,
+            // taken below, which `shared` does not point to: the child has the fd's number).
+            Ok(_in_ns) => {
+                match unsafe { clone3_detached(&*shared, &mut launch.stack, &mut pidfd, &launch.running, false) } {
+                    Some(r) => r,
+                    None => {
+                        // Another architecture or an older kernel: wait for the exec, as `posix_spawn`.
+                        launch.running.store(0, Ordering::Release);
+                        // SAFETY: no child has it yet; this one resets its handlers itself, and
+                        // `shared` is alive until `clone_child` returns, after the exec (CLONE_VFORK).
+                        unsafe {
+                            (*shared).reset_signals = true;
+                            clone_child(&*shared, &mut launch.stack, libc::CLONE_PIDFD, &mut pidfd)
+                        }
+                    }
+                }
             }
-        }
+            Err(e) => Err(e),
+        },
     };
     // SAFETY: `old` is the mask saved above.
     unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
@@ -372,6 +406,96 @@ pub(crate) fn fork_exec_here(
     // SAFETY: with CLONE_PIDFD a successful clone stored a new pidfd, owned by nobody else.
     let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
     Ok(HostChild { pid, announce, pidfd })
+}
+
+/// What a hop (see [`fork_exec_here`]) reads, and what it reports, on its forker's frame.
+struct Hop {
+    /// The launcher's user and PID namespaces.
+    user_ns: libc::c_int,
+    pid_ns: libc::c_int,
+    /// The child to clone, or null: only enter the namespaces (a check).
+    shared: *const ChildArgs,
+    stack: *mut ChildStack,
+    running: *const AtomicU32,
+    /// Out: the child's pid (0 for a check that passed), or `-errno`; its pidfd.
+    pid: isize,
+    pidfd: libc::c_int,
+}
+
+thread_local! {
+    /// The stack this thread's hops run on (one at a time: the thread waits for each).
+    static HOP_STACK: std::cell::RefCell<Option<ChildStack>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `hop` on this thread's hop stack, and reaps it.
+///
+/// # Safety
+///
+/// The calling thread has every signal blocked (the hop inherits its mask, and shares its
+/// memory but not its handlers' state).
+///
+/// `hop.shared`, if not null, and what it points to must stay untouched until the kernel
+/// clears `hop.running` (as for [`clone3_detached`]); `hop.stack` and `hop.running` must be
+/// valid for the call.
+unsafe fn hop_here(hop: &mut Hop) -> io::Result<()> {
+    HOP_STACK.with(|cell| {
+        let mut cell = cell.borrow_mut();
+        if cell.is_none() {
+            *cell = Some(ChildStack::new()?);
+        }
+        let stack = cell.as_mut().expect("made above");
+        // SAFETY: the hop runs `hop_main` on `stack`, which is this thread's and borrowed for
+        // the call, and shares our memory and fd table, but is a process of its own (no
+        // CLONE_THREAD, CLONE_FS or CLONE_SIGHAND), so that it may enter a user namespace.
+        // With CLONE_VFORK this thread is suspended until the hop has exited, so `hop` and the
+        // stack outlive it. Signals are blocked (the caller's mask, which the hop inherits),
+        // so no handler of the host's runs on its stack. Its exit signal is 0: only a wait
+        // with `__WALL` or `__WCLONE` sees it, and the one below reaps it.
+        let pid = unsafe {
+            libc::clone(
+                hop_main,
+                stack.top() as *mut libc::c_void,
+                libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_FILES,
+                hop as *mut Hop as *mut libc::c_void,
+            )
+        };
+        if pid < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let mut status = 0;
+        // SAFETY: `status` is a valid out-pointer; the hop has exited (CLONE_VFORK).
+        unsafe { libc::waitpid(pid, &mut status, libc::__WALL) };
+        Ok(())
+    })
+}
+
+/// A hop's body (see [`fork_exec_here`]): into the launcher's user namespace, then its PID
+/// namespace (for the hop's children), and the child's clone as the host's child.
+extern "C" fn hop_main(arg: *mut libc::c_void) -> libc::c_int {
+    use raw::call;
+    // SAFETY: `arg` is the `Hop` on the suspended forker's frame, alive until this hop has
+    // exited; only raw system calls and `clone3_detached` (which makes one) run here, as in a
+    // child: no `errno`, no locks, no allocation.
+    unsafe {
+        let hop = &mut *(arg as *mut Hop);
+        for (fd, kind) in [(hop.user_ns, libc::CLONE_NEWUSER), (hop.pid_ns, libc::CLONE_NEWPID)] {
+            let r = call(libc::SYS_setns, fd as usize, kind as usize, 0, 0);
+            if r < 0 {
+                hop.pid = r;
+                return 0;
+            }
+        }
+        if hop.shared.is_null() {
+            hop.pid = 0;
+            return 0;
+        }
+        hop.pid = match clone3_detached(&*hop.shared, &mut *hop.stack, &mut hop.pidfd, &*hop.running, true) {
+            Some(Ok(pid)) => pid as isize,
+            Some(Err(e)) => -(e.raw_os_error().unwrap_or(libc::EIO) as isize),
+            None => -(libc::ENOSYS as isize),
+        };
+        0
+    }
 }
 
 /// `clone(CLONE_VM | CLONE_VFORK | extra_flags)` running `child_main(shared)`.
@@ -427,8 +551,9 @@ const CLONE_CLEAR_SIGHAND: u64 = 0x1_0000_0000;
 /// `child_main(shared)` on `stack`, without waiting for it: the kernel resets every handled
 /// signal in the child (which saves it one `sigaction` per signal, some 13 µs), and clears
 /// `running` and wakes its futex once the child has exec'd or exited (at that point the child
-/// has left the host's memory). `None` where this is not available (another architecture, or
-/// a kernel before 5.5): the caller then forks as `posix_spawn` does.
+/// has left the host's memory). With `parent`, the child is its caller's parent's
+/// (`CLONE_PARENT`: a hop's, see [`fork_exec_here`]). `None` where this is not available
+/// (another architecture, or a kernel before 5.5): the caller then forks as `posix_spawn` does.
 ///
 /// # Safety
 ///
@@ -438,6 +563,7 @@ unsafe fn clone3_detached(
     stack: &mut ChildStack,
     pidfd: &mut libc::c_int,
     running: &AtomicU32,
+    parent: bool,
 ) -> Option<io::Result<i32>> {
     #[cfg(target_arch = "x86_64")]
     {
@@ -447,8 +573,11 @@ unsafe fn clone3_detached(
             return None;
         }
         let base = stack.bottom();
+        let parent = if parent { libc::CLONE_PARENT as u64 } else { 0 };
         let mut args = CloneArgs {
-            flags: (libc::CLONE_VM | libc::CLONE_PIDFD | libc::CLONE_CHILD_CLEARTID) as u64 | CLONE_CLEAR_SIGHAND,
+            flags: (libc::CLONE_VM | libc::CLONE_PIDFD | libc::CLONE_CHILD_CLEARTID) as u64
+                | CLONE_CLEAR_SIGHAND
+                | parent,
             pidfd: pidfd as *mut libc::c_int as u64,
             child_tid: running.as_ptr() as u64,
             parent_tid: 0,
@@ -506,7 +635,7 @@ unsafe fn clone3_detached(
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        let _ = (shared, stack, pidfd, running);
+        let _ = (shared, stack, pidfd, running, parent);
         None
     }
 }
@@ -514,31 +643,29 @@ unsafe fn clone3_detached(
 /// The PID namespace of the launcher, which a host thread enters for the time of one
 /// [`fork_exec_here`] (`setns` changes where the calling thread's *children* go, not the
 /// thread itself), so that the child is the launcher's to kill, even when the host is gone;
-/// and the launcher's mount namespace, with its `/proc`, which the child joins itself.
+/// and the launcher's mount namespace, with its `/proc`, which the child joins itself. Where
+/// the PID namespace is owned by the launcher's user namespace (a host that is not root),
+/// that user namespace too: a hop enters both for each child (see [`fork_exec_here`]).
 #[derive(Debug)]
 pub(crate) struct PidNamespace {
     target: OwnedFd,
     home: OwnedFd,
     mount: Option<OwnedFd>,
+    user: Option<OwnedFd>,
 }
 
 /// While alive, the calling thread's children are born in the launcher's PID namespace; the
 /// thread cannot start threads meanwhile (the kernel refuses `CLONE_THREAD` then).
 pub(crate) struct InNamespace<'a>(&'a PidNamespace);
 
-impl InNamespace<'_> {
-    /// The mount namespace the children join, if any (see [`fork_exec_here`]).
-    pub(crate) fn mount(&self) -> Option<BorrowedFd<'_>> {
-        self.0.mount.as_ref().map(|fd| fd.as_fd())
-    }
-}
-
 impl PidNamespace {
     /// Opens the PID namespace of process `pid` (as this process sees it), and this process's
-    /// own to come back to; checks that this thread may enter it (`CAP_SYS_ADMIN` over it).
-    /// With `mount`, also `pid`'s mount namespace, for the children to join (if it is not
-    /// this process's own).
-    pub(crate) fn of(pid: i32, mount: bool) -> io::Result<PidNamespace> {
+    /// own to come back to; with `user`, `pid`'s user namespace too, which owns that PID
+    /// namespace. Checks that this thread's children may be born there: that the thread may
+    /// enter it (`CAP_SYS_ADMIN` over it), or with `user` that a hop may enter both (the
+    /// user namespace is this process's user's). With `mount`, also `pid`'s mount namespace,
+    /// for the children to join (if it is not this process's own).
+    pub(crate) fn of(pid: i32, mount: bool, user: bool) -> io::Result<PidNamespace> {
         use rustix::fs::{Mode, OFlags};
         let open = |path: String| -> io::Result<OwnedFd> {
             Ok(rustix::fs::open(path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())?)
@@ -555,13 +682,46 @@ impl PidNamespace {
             target: open(format!("/proc/{pid}/ns/pid"))?,
             home: open("/proc/self/ns/pid".into())?,
             mount,
+            user: if user { Some(open(format!("/proc/{pid}/ns/user"))?) } else { None },
         };
-        drop(ns.enter()?);
+        match &ns.user {
+            Some(user) => {
+                if !cfg!(target_arch = "x86_64") {
+                    return Err(io::Error::other("a hop into a user namespace needs clone3 on x86-64"));
+                }
+                let mut hop = Hop {
+                    user_ns: user.as_raw_fd(),
+                    pid_ns: ns.target.as_raw_fd(),
+                    shared: std::ptr::null(),
+                    stack: std::ptr::null_mut(),
+                    running: std::ptr::null(),
+                    pid: 0,
+                    pidfd: -1,
+                };
+                // SAFETY: a check: with `shared` null the hop clones nothing. Signals are
+                // blocked around it, as around a spawn (see `hop_here`), and restored.
+                let done = unsafe {
+                    let mut all: libc::sigset_t = std::mem::zeroed();
+                    let mut old: libc::sigset_t = std::mem::zeroed();
+                    libc::sigfillset(&mut all);
+                    libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
+                    let done = hop_here(&mut hop);
+                    libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+                    done
+                };
+                done?;
+                if hop.pid < 0 {
+                    return Err(io::Error::from_raw_os_error(-hop.pid as i32));
+                }
+            }
+            None => drop(ns.enter()?),
+        }
         Ok(ns)
     }
 
-    /// Sends this thread's future children to the namespace until the guard drops.
-    pub(crate) fn enter(&self) -> io::Result<InNamespace<'_>> {
+    /// Sends this thread's future children to the namespace until the guard drops (not for
+    /// one owned by a user namespace of its own: see [`fork_exec_here`]).
+    fn enter(&self) -> io::Result<InNamespace<'_>> {
         use rustix::thread::{move_into_link_name_space, LinkNameSpaceType};
         move_into_link_name_space(self.target.as_fd(), Some(LinkNameSpaceType::ProcessID))?;
         Ok(InNamespace(self))
