@@ -260,6 +260,10 @@ impl Results {
             Target::Max(v) => (format!("≤ {v}"), ours, v, false),
         };
         let absolute = matches!(t, Target::Min(_) | Target::Max(_));
+        let rounds = match t {
+            Target::MinTimes(imp, _) | Target::MaxTimes(imp, _) => self.rounds_met(w, metric, imp, need, at_least),
+            Target::Min(_) | Target::Max(_) => None,
+        };
         let verdict = match ratio {
             None => "?".to_string(),
             Some(r) if (at_least && r >= need) || (!at_least && r <= need) => {
@@ -278,7 +282,27 @@ impl Results {
                 format!("✗{shown} needs {}{}%", if change < 0.0 { "−" } else { "+" }, apart(change.abs(), 0.0, 0))
             }
         };
-        (text, verdict)
+        match rounds {
+            Some((met, of)) => (text, format!("{verdict} ({met}/{of} rounds)")),
+            None => (text, verdict),
+        }
+    }
+
+    /// In how many rounds beamport's value against `base`'s of the same round meets the ratio
+    /// `need`: rounds run interleaved, so round `i` of each saw the same load. `None` with
+    /// fewer than two rounds, or unequal round counts.
+    fn rounds_met(&self, w: Workload, metric: &str, base: Impl, need: f64, at_least: bool) -> Option<(usize, usize)> {
+        let ours = self.values.get(&(w, metric.to_string(), Impl::Beamport))?;
+        let theirs = self.values.get(&(w, metric.to_string(), base))?;
+        if ours.len() != theirs.len() || ours.len() < 2 {
+            return None;
+        }
+        let met = ours
+            .iter()
+            .zip(theirs)
+            .filter(|&(a, b)| *b != 0.0 && if at_least { a / b >= need } else { a / b <= need })
+            .count();
+        Some((met, ours.len()))
     }
 }
 
@@ -358,6 +382,22 @@ mod tests {
         assert!(table.contains("| ≤ 1024 | ✗ needs −0.05% |"), "{table}");
         assert_eq!(apart(1.25, 1.1, 2), "1.25");
         assert_eq!(apart(12.4, 0.0, 0), "12");
+    }
+
+    #[test]
+    fn counts_the_rounds_that_meet_a_ratio_round_by_round() {
+        let mut r = Results::default();
+        for (ours, vm) in [(2.7, 3.4), (3.3, 3.5), (2.8, 3.2), (2.9, 3.6), (2.6, 3.3)] {
+            r.add(Workload::Concurrency5000, Impl::Beamport, vec![sample("total", "s", ours)]);
+            r.add(Workload::Concurrency5000, Impl::Otp, vec![sample("total", "s", vm)]);
+        }
+        let table = r.table();
+        // Medians 2.8 against 3.4; round 2 alone (3.3 against 3.5, 0.94×) misses.
+        assert!(table.contains("| ≤ 0.9× otp | ✓ 0.82× (4/5 rounds) |"), "{table}");
+        // One round of the baseline: no round-by-round count.
+        r.add(Workload::SpawnSeq, Impl::Beamport, vec![sample("rate", "per_s", 950.0)]);
+        r.add(Workload::SpawnSeq, Impl::C, vec![sample("rate", "per_s", 1000.0)]);
+        assert!(r.table().contains("✓ 0.95× |"), "{}", r.table());
     }
 
     #[test]
