@@ -396,17 +396,30 @@ impl Channel {
 
     /// One read into `buf`; sets `eof` when it returns nothing.
     fn fill(&mut self) -> io::Result<()> {
-        if let Input::Fd { file, socket } = &self.reader {
-            let ready = self.spin.poll(file);
-            if *socket && !ready {
-                sys::fd::wait_readable(file.as_fd())?;
+        let spun = match &self.reader {
+            // A socket is read without blocking while the spin lasts: what comes is read by
+            // the try that sees it, with no `poll` first.
+            Input::Fd { file, socket: true } => match self.spin.recv(file, &mut self.scratch)? {
+                Some(n) => Some(n),
+                None => {
+                    sys::fd::wait_readable(file.as_fd())?;
+                    None
+                }
+            },
+            Input::Fd { file, socket: false } => {
+                self.spin.poll(file);
+                None
             }
-        }
-        let n = loop {
-            match self.reader.read(&mut self.scratch) {
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                result => break result?,
-            }
+            Input::Other(_) => None,
+        };
+        let n = match spun {
+            Some(n) => n,
+            None => loop {
+                match self.reader.read(&mut self.scratch) {
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    result => break result?,
+                }
+            },
         };
         self.buf.extend_from_slice(&self.scratch[..n]);
         self.eof = n == 0;
@@ -452,32 +465,44 @@ impl Spin {
 
     /// Polls `fd` without sleeping for up to the limit; whether input came.
     fn poll(&mut self, fd: &File) -> bool {
-        if sys::fd::readable_now(fd.as_fd()) {
-            return true;
+        self.spin(|| Ok(sys::fd::readable_now(fd.as_fd()).then_some(()))).is_ok_and(|seen| seen.is_some())
+    }
+
+    /// Reads the socket `fd` into `buf` without blocking, again and again for up to the limit;
+    /// what one read got (`Some(0)`: the end of input), or `None` if nothing came.
+    fn recv(&mut self, fd: &File, buf: &mut [u8]) -> io::Result<Option<usize>> {
+        self.spin(|| sys::fd::recv_now(fd.as_fd(), buf))
+    }
+
+    /// Tries `attempt` once, then, unless spinning is off or resting, again until it gives
+    /// something or the limit passes.
+    fn spin<T>(&mut self, mut attempt: impl FnMut() -> io::Result<Option<T>>) -> io::Result<Option<T>> {
+        if let Some(t) = attempt()? {
+            return Ok(Some(t));
         }
         if self.limit.is_zero() {
-            return false;
+            return Ok(None);
         }
         if self.rest > 0 {
             self.rest -= 1;
-            return false;
+            return Ok(None);
         }
         let start = Instant::now();
-        let hit = loop {
-            if sys::fd::readable_now(fd.as_fd()) {
-                break true;
+        let seen = loop {
+            if let Some(t) = attempt()? {
+                break Some(t);
             }
             if start.elapsed() >= self.limit {
-                break false;
+                break None;
             }
             std::hint::spin_loop();
         };
-        (self.misses, self.rest) = match (hit, self.misses + 1) {
+        (self.misses, self.rest) = match (seen.is_some(), self.misses + 1) {
             (true, _) => (0, 0),
             (false, m) if m >= SPIN_MISSES => (0, SPIN_REST),
             (false, m) => (m, 0),
         };
-        hit
+        Ok(seen)
     }
 }
 

@@ -231,6 +231,16 @@ pub(crate) fn readable_now(fd: BorrowedFd<'_>) -> bool {
     matches!(rustix::event::poll(&mut fds, Some(&Timespec { tv_sec: 0, tv_nsec: 0 })), Ok(n) if n > 0)
 }
 
+/// `recv(fd, buf, MSG_DONTWAIT)` on a socket: `Ok(None)` if nothing is there yet, else what
+/// came (`Some(0)` at the end of input). The fd's own blocking mode is left alone.
+pub(crate) fn recv_now(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<Option<usize>> {
+    match rustix::net::recv(fd, buf, rustix::net::RecvFlags::DONTWAIT) {
+        Ok((n, _)) => Ok(Some(n)),
+        Err(rustix::io::Errno::AGAIN | rustix::io::Errno::INTR) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Blocks until `fd` has data or EOF. A thread blocked in `poll` is woken only by the events
 /// it asked for; one blocked in `read` on a Unix socket is also woken each time the peer
 /// frees space this side wrote (the socket has one wait queue for both directions).
