@@ -219,3 +219,21 @@ fn data_stays_in_order_while_the_owner_and_the_reactor_share_the_reading() {
         port.close().unwrap();
     }
 }
+
+#[test]
+fn a_reply_read_in_pieces_by_the_owners_spin_is_one_frame() {
+    let me = process::current();
+    // Half a `{packet, 2}` header, then (on the next command) the rest of the frame. A long
+    // spin has the owner read both pieces while it spins, the second joined to the first.
+    let script = r#"read a; printf '\000'; read b; printf '\005hello'; read c"#;
+    let opts = [Opt::Binary, Opt::Packet(2), Opt::SpinWait(Duration::from_millis(500)), Opt::args(["-c", script])];
+    let port = Port::open(Name::executable("/bin/sh"), opts).unwrap();
+    port.command(&b"a\n"[..]).unwrap();
+    // The owner's spin reads the lone header byte; no frame is complete.
+    assert!(me.receive_timeout(Duration::from_millis(600)).unwrap().is_none());
+    assert_eq!(input_bytes(&port), 1);
+    port.command(&b"b\n"[..]).unwrap();
+    let msg = recv(&me);
+    assert_eq!(msg.data().map(|d| d.bytes().to_vec()), Some(b"hello".to_vec()), "{msg:?}");
+    port.close().unwrap();
+}

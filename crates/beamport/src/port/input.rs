@@ -25,7 +25,16 @@ use crate::process;
 /// window: a bulk transfer then costs one read, one message and one wake-up of its owner per
 /// MiB (256 KiB reads made `throughput` 25 % slower); a small message costs no more, since
 /// the buffer is reused once the owner has taken what it held.
-const READ_SIZE: usize = 1 << 20;
+pub(super) const READ_SIZE: usize = 1 << 20;
+
+/// What an owner's spin read from the io fd before it took the port's lock: `n` bytes at the
+/// end of the thread's read buffer (0: the end of input); `short` if the read had room for
+/// more, so the fd has nothing left.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Spun {
+    pub(super) n: usize,
+    pub(super) short: bool,
+}
 
 /// Reads one readiness event may do before the port yields to the others (and to callers
 /// waiting for its lock): a program writing without pause, to a port without a read window,
@@ -54,7 +63,7 @@ impl Port {
     pub(super) fn on_readable(&self, shared: &mut BytesMut) {
         let after = {
             let mut st = self.lock();
-            self.read_input(&mut st, shared, false)
+            self.read_input(&mut st, shared, false, None)
         };
         after.run(self);
     }
@@ -67,7 +76,13 @@ impl Port {
     /// `short_ok` until a read returns less than asked (an owner's poll is level-triggered, so
     /// what is left shows up at the next poll; this saves a read per reply), or for at most
     /// [`READS_PER_EVENT`] reads.
-    pub(super) fn read_input(&self, st: &mut State, shared: &mut BytesMut, short_ok: bool) -> After {
+    pub(super) fn read_input(
+        &self,
+        st: &mut State,
+        shared: &mut BytesMut,
+        short_ok: bool,
+        mut spun: Option<Spun>,
+    ) -> After {
         let mut after = After::default();
         let inner = self.inner();
         if st.phase != Phase::Open || st.inp.reading != Reading::Open || !inner.settings.reads {
@@ -99,10 +114,23 @@ impl Port {
             }
             let want = st.inp.decoder.wanted().unwrap_or(0).clamp(READ_SIZE, READ_SIZE);
             let own = !st.inp.rbuf.is_empty();
-            let buf = if own { &mut st.inp.rbuf } else { &mut *shared };
-            buf.reserve(want);
-            let room = buf.capacity() - buf.len();
-            match st.driver.read(buf) {
+            let (got, room) = match spun.take() {
+                // Read by the owner's spin, into `shared`: joined to a partial frame if any.
+                Some(Spun { n, short }) => {
+                    if own {
+                        st.inp.rbuf.extend_from_slice(shared);
+                        shared.clear();
+                    }
+                    (Ok(n), if short { n + 1 } else { n })
+                }
+                None => {
+                    let buf = if own { &mut st.inp.rbuf } else { &mut *shared };
+                    buf.reserve(want);
+                    let room = buf.capacity() - buf.len();
+                    (st.driver.read(buf), room)
+                }
+            };
+            match got {
                 Ok(0) => {
                     self.on_eof(st, &mut after);
                     return after;

@@ -4,6 +4,7 @@
 //! the reactor, which takes it back if the owner stops polling (see `engine::LEND_FOR`).
 //! The port a thread's receives poll is its *poll candidate* (kept by the process layer).
 
+use std::io;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::atomic::Ordering;
 use std::sync::OnceLock;
@@ -11,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 
+use super::input::{Spun, READ_SIZE};
 use super::state::{Phase, Reading, State, WatchMode};
 use super::{After, Port};
 use crate::driver::Driver;
@@ -41,14 +43,30 @@ thread_local! {
     static SPIN_LUCK: std::cell::Cell<(u32, u32)> = const { std::cell::Cell::new((0, 0)) };
 }
 
+/// How often an owner's spin polls everything (see [`spin_poll`]) rather than reading.
+const POLL_EVERY: u32 = 8;
+
+/// What an owner's spin saw.
+enum Seen {
+    /// `poll`'s answer.
+    Polled(sys::fd::Polled),
+    /// Input, read into the thread's read buffer.
+    Read(Spun),
+}
+
 /// Polls a port (see [`sys::fd::poll_port`]) without sleeping for up to `spin`; `None` if
 /// nothing came (or the thread should not spin now), and the caller sleeps in a blocking poll.
+/// With `read_into`, the io fd's own reads go there: most tries read it without blocking, so
+/// that input is read by the try that sees it, with no `poll` first; every
+/// [`POLL_EVERY`]th try (the first among them) polls everything, for a message from elsewhere
+/// or the exit.
 fn spin_poll(
     sock: Option<BorrowedFd<'_>>,
     pidfd: Option<BorrowedFd<'_>>,
     wake: BorrowedFd<'_>,
     spin: Duration,
-) -> Option<sys::fd::Polled> {
+    mut read_into: Option<&mut BytesMut>,
+) -> Option<Seen> {
     static CPUS: OnceLock<usize> = OnceLock::new();
     let cpus = *CPUS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let (misses, rest) = SPIN_LUCK.get();
@@ -59,17 +77,41 @@ fn spin_poll(
         SPIN_LUCK.set((misses, rest - 1));
         return None;
     }
+    if let Some(buf) = read_into.as_deref_mut() {
+        buf.reserve(READ_SIZE);
+    }
     let start = Instant::now();
+    let mut tries = 0u32;
     let seen = loop {
-        match sys::fd::poll_port(sock, pidfd, wake, Some(Duration::ZERO)) {
-            Ok(p) if p.any() => break Some(p),
-            Ok(_) if start.elapsed() < spin => std::hint::spin_loop(),
-            Ok(_) | Err(_) => break None,
+        match (sock, read_into.as_deref_mut()) {
+            (Some(fd), Some(buf)) if tries % POLL_EVERY != 0 => {
+                let room = buf.capacity() - buf.len();
+                match sys::fd::read_into(fd, buf) {
+                    Ok(n) => break Some(Seen::Read(Spun { n, short: n < room })),
+                    Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => {}
+                    // The blocking poll sees it again, and the port's own read reports it.
+                    Err(_) => break None,
+                }
+            }
+            _ => match sys::fd::poll_port(sock, pidfd, wake, Some(Duration::ZERO)) {
+                Ok(p) if p.any() => break Some(Seen::Polled(p)),
+                Ok(_) => {}
+                Err(_) => break None,
+            },
         }
+        tries += 1;
+        if start.elapsed() >= spin {
+            break None;
+        }
+        std::hint::spin_loop();
     };
     // Only the port's own reply is a hit: a message from elsewhere (the wake eventfd) counts
     // as a miss, so an owner of many ports, served by the reactor, soon stops spinning.
-    let hit = seen.is_some_and(|p| p.ready.readable || p.exited);
+    let hit = match &seen {
+        Some(Seen::Read(_)) => true,
+        Some(Seen::Polled(p)) => p.ready.readable || p.exited,
+        None => false,
+    };
     SPIN_LUCK.set(match (hit, misses + 1) {
         (true, _) => (0, 0),
         (false, m) if m >= SPIN_MISSES => (0, SPIN_REST),
@@ -150,7 +192,7 @@ impl Port {
     ) -> bool {
         let Some(engine) = crate::engine::started() else { return false };
         give_back_replaced(engine, self);
-        let (io, exit, spin) = {
+        let (io, exit, spin, reads) = {
             let mut st = self.lock();
             let lent = match st.watch.mode {
                 WatchMode::Lent { poller: None } => true,
@@ -171,20 +213,25 @@ impl Port {
             } else {
                 Duration::ZERO
             };
-            (io, st.driver.exit_fd().cloned(), spin)
+            (io, st.driver.exit_fd().cloned(), spin, st.driver.reads_io_fd())
         };
         let (s, p) = (io.as_ref().map(|f| f.as_fd()), exit.as_ref().map(|f| f.as_fd()));
-        let start = Instant::now();
-        let polled = match spin_poll(s, p, wake, spin) {
-            Some(seen) => Ok(seen),
-            None => sys::fd::poll_port(s, p, wake, timeout.map(|t| t.saturating_sub(start.elapsed()))),
-        };
-        stop_polling();
-        let polled = polled.unwrap_or_default();
-        if polled.woken {
-            sys::fd::eventfd_drain(wake);
-        }
-        let after = {
+        let after = POLL_BUF.with(|b| {
+            let mut buf = b.borrow_mut();
+            let start = Instant::now();
+            let (polled, spun) = match spin_poll(s, p, wake, spin, reads.then_some(&mut *buf)) {
+                Some(Seen::Polled(seen)) => (Ok(seen), None),
+                Some(Seen::Read(spun)) => {
+                    let readable = sys::fd::Ready { readable: true, closed: false };
+                    (Ok(sys::fd::Polled { ready: readable, ..Default::default() }), Some(spun))
+                }
+                None => (sys::fd::poll_port(s, p, wake, timeout.map(|t| t.saturating_sub(start.elapsed()))), None),
+            };
+            stop_polling();
+            let polled = polled.unwrap_or_default();
+            if polled.woken {
+                sys::fd::eventfd_drain(wake);
+            }
             let mut st = self.lock();
             if matches!(st.watch.mode, WatchMode::Lent { .. }) {
                 st.watch.mode = WatchMode::Lent { poller: None };
@@ -192,8 +239,11 @@ impl Port {
             let mut after = After::default();
             if polled.ready.readable {
                 let short_ok = !polled.ready.closed;
-                after = POLL_BUF.with(|b| self.read_input(&mut st, &mut b.borrow_mut(), short_ok));
+                after = self.read_input(&mut st, &mut buf, short_ok, spun);
             }
+            // What a port that stopped reading meanwhile was not given is dropped, as OTP drops
+            // input after a close.
+            buf.clear();
             if polled.exited {
                 if let Some((raw, group_left)) = engine.reap_forked(self.inner().id) {
                     after.merge(self.child_exited(&mut st, raw, group_left));
@@ -209,7 +259,7 @@ impl Port {
             }
             self.forget_if_done(&st);
             after
-        };
+        });
         drop((io, exit)); // closes the socket if the port ended meanwhile
         after.run(self);
         true
