@@ -97,9 +97,8 @@ impl Workload {
     pub fn impls(self) -> &'static [Impl] {
         match self {
             Workload::Throughput => &[Impl::Beamport, Impl::Std, Impl::C, Impl::CSplice, Impl::Otp],
-            Workload::Latency | Workload::SpawnSeq | Workload::SpawnPar64 => {
-                &[Impl::Beamport, Impl::Std, Impl::C, Impl::Otp]
-            }
+            Workload::Latency => &[Impl::Beamport, Impl::Std, Impl::C, Impl::CSocket, Impl::Otp],
+            Workload::SpawnSeq | Workload::SpawnPar64 => &[Impl::Beamport, Impl::Std, Impl::C, Impl::Otp],
             Workload::Concurrency5000 | Workload::MemoryPerPort | Workload::MaxPorts => {
                 &[Impl::Beamport, Impl::Std, Impl::Otp]
             }
@@ -136,6 +135,9 @@ pub enum Impl {
     C,
     /// `throughput` only: the C pump tuned for the most throughput (`splice`, 1 MiB pipes).
     CSplice,
+    /// `latency` only: C over one Unix socket pair, as beamport's ports talk, spinning on
+    /// non-blocking reads as beamport does: the floor of the transport beamport chose.
+    CSocket,
     /// The Erlang VM, through the escripts of `bench/otp/`.
     Otp,
 }
@@ -148,12 +150,13 @@ impl Impl {
             Impl::Std => "std",
             Impl::C => "c",
             Impl::CSplice => "c_splice",
+            Impl::CSocket => "c_socket",
             Impl::Otp => "otp",
         }
     }
 
     /// Every implementation, in the table's order.
-    pub const ALL: [Impl; 5] = [Impl::Beamport, Impl::Std, Impl::C, Impl::CSplice, Impl::Otp];
+    pub const ALL: [Impl; 6] = [Impl::Beamport, Impl::Std, Impl::C, Impl::CSplice, Impl::CSocket, Impl::Otp];
 
     /// The implementation called `name`.
     pub fn from_name(name: &str) -> Option<Impl> {
@@ -310,6 +313,7 @@ fn run(w: Workload, imp: Impl, s: &Sizes) -> Res<Vec<Sample>> {
         (Workload::Latency, Impl::Beamport) => fresh(|| beamport_latency(s)).map(latency_samples),
         (Workload::Latency, Impl::Std) => std_latency(s, false).map(latency_samples),
         (Workload::Latency, Impl::C) => std_latency(s, true).map(latency_samples),
+        (Workload::Latency, Impl::CSocket) => c_socket_latency(s).map(latency_samples),
         (Workload::SpawnSeq, i) => one("rate", "per_s", spawn_rate(i, s.spawn_seq, 1)),
         (Workload::SpawnPar64, i) => one("rate", "per_s", spawn_rate(i, s.spawn_par, IN_FLIGHT)),
         (Workload::Concurrency5000, Impl::Beamport) => one("total", "s", fresh(|| beamport_concurrency(s.concurrency))),
@@ -575,6 +579,53 @@ fn std_latency(s: &Sizes, raw: bool) -> Res<Vec<Duration>> {
     Ok(trips)
 }
 
+/// C over one Unix socket pair, the echo's stdin and stdout both, as a beamport port: each
+/// trip one `write`, then `recv(MSG_DONTWAIT)` again and again for up to beamport's spin
+/// (50 µs), then blocking `read`s. The echo spins on its socket the same way.
+fn c_socket_latency(s: &Sizes) -> Res<Vec<Duration>> {
+    use rustix::net::{socketpair, AddressFamily, RecvFlags, SocketFlags, SocketType};
+    let (ours, theirs) = socketpair(AddressFamily::UNIX, SocketType::STREAM, SocketFlags::CLOEXEC, None)?;
+    let mut child = Command::new(echo_program()?)
+        .args(ECHO_ARGS)
+        .stdin(Stdio::from(theirs.try_clone()?))
+        .stdout(Stdio::from(theirs))
+        .spawn()?;
+    let spin = beamport::DEFAULT_SPIN_WAIT;
+    let mut frame = (s.payload as u32).to_be_bytes().to_vec();
+    frame.resize(4 + s.payload, b'p');
+    let mut reply = vec![0; frame.len()];
+    let mut trips = Vec::with_capacity(s.trips);
+    for i in 0..WARMUP_TRIPS + s.trips {
+        let start = Instant::now();
+        raw_write_all(&ours, &frame)?;
+        let mut got = 0;
+        while got < reply.len() {
+            match rustix::net::recv(&ours, &mut reply[got..], RecvFlags::DONTWAIT) {
+                Ok((0, _)) => return Err("the echo program ended".into()),
+                Ok((k, _)) => got += k,
+                Err(rustix::io::Errno::AGAIN | rustix::io::Errno::INTR) if start.elapsed() < spin => {
+                    std::hint::spin_loop()
+                }
+                Err(rustix::io::Errno::AGAIN | rustix::io::Errno::INTR) => {
+                    raw_read_exact(&ours, &mut reply[got..])?;
+                    got = reply.len();
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let t = start.elapsed();
+        if reply != frame {
+            return Err("the echo differs".into());
+        }
+        if i >= WARMUP_TRIPS {
+            trips.push(t);
+        }
+    }
+    drop(ours);
+    child.wait()?;
+    Ok(trips)
+}
+
 fn raw_write_all(fd: impl std::os::fd::AsFd, mut buf: &[u8]) -> Res<()> {
     while !buf.is_empty() {
         match rustix::io::write(&fd, buf) {
@@ -609,7 +660,7 @@ fn spawn_rate(imp: Impl, count: usize, in_flight: usize) -> Res<f64> {
             child.wait()
         })?,
         Impl::C => threaded_spawn(count, in_flight, || Command::new("/bin/true").status())?,
-        Impl::Otp | Impl::CSplice => return Err(format!("{} does not spawn here", imp.name()).into()),
+        Impl::Otp | Impl::CSplice | Impl::CSocket => return Err(format!("{} does not spawn here", imp.name()).into()),
     };
     Ok(count as f64 / t.as_secs_f64())
 }
