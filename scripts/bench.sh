@@ -5,7 +5,7 @@
 # then as an unprivileged user, and records the machine and its load. Root's launcher takes
 # the pid-namespace tier, where an opener forks its programs itself; a user's takes the
 # user+pid-namespace tier, where the launcher forks them all. The user is `beamport-test`,
-# made with useradd if missing (as scripts/test.sh does); the binary is copied to a
+# made with useradd if missing (as scripts/test.sh does); the binaries are copied to a
 # directory it can read. Unless the options pick workloads (--only), it then runs `latency`
 # again as root with everything pinned to one CPU (taskset -c 0): on this kind of VM a
 # wake-up across CPUs costs tens of µs and makes unpinned latencies bimodal.
@@ -32,7 +32,7 @@ if [ "$(id -u)" = 0 ] && command -v setpriv > /dev/null; then
     if ! id -u "$user" > /dev/null 2>&1; then
         useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$user"
     fi
-    cp "$bin" "$unpriv/beamport"
+    cp "$bin" "$bin-term-echo" "$unpriv/"
     chmod -R a+rX "$unpriv"
     user_before=$(cut -d' ' -f1-3 /proc/loadavg)
     user_table=$(cd "$unpriv" && setpriv --reuid="$user" --regid="$user" --clear-groups --reset-env \

@@ -76,3 +76,32 @@ fn a_packet_that_is_not_a_term_prints_as_data() {
     assert_eq!(out, "{#Port<0.N>, {:data, \"hi\"}}\n{:EXIT, #Port<0.N>, :normal}\n");
     assert_eq!(err, "beamport open: a packet that is not a term: at byte 0: the version byte is 104, not 131\n");
 }
+
+#[test]
+fn term_echo_binary_echoes_terms_until_its_input_ends() {
+    // `beamport-term-echo`, the bench's Rust port program: {packet, 4} in and out.
+    use beamport::term;
+    let terms = ["#{key => [1, 2.5, {tag, <<\"v\">>}]}", "ok", "[]"].map(|t| term::parse(t).unwrap());
+    let mut input = Vec::new();
+    for t in &terms {
+        let bytes = term::encode(t).unwrap();
+        input.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
+        input.extend_from_slice(&bytes);
+    }
+    let mut child = Command::new(env!("CARGO_BIN_EXE_beamport-term-echo"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(&input).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let mut rest = &out.stdout[..];
+    for t in &terms {
+        let (len, body) = rest.split_at(4);
+        let len = u32::from_be_bytes(len.try_into().unwrap()) as usize;
+        assert_eq!(&term::decode(&body[..len]).unwrap(), t);
+        rest = &body[len..];
+    }
+    assert!(rest.is_empty());
+}

@@ -44,10 +44,6 @@ pub struct Args {
     /// Be `latency`'s echo program: read `{packet, 4}` frames on stdin and write each back.
     #[arg(long, hide = true, exclusive = true)]
     echo_packet4: bool,
-    /// Be `term_roundtrip`'s Rust port program: decode each `{packet, 4}` frame as a term and
-    /// write the term back encoded (the loop of `examples/term_echo`).
-    #[arg(long, hide = true, exclusive = true)]
-    term_echo: bool,
     /// Run one round of WORKLOAD/IMPL in this process and print its JSON lines
     /// (for the workloads that need a fresh process).
     #[arg(long, hide = true, value_name = "WORKLOAD/IMPL", conflicts_with = "json")]
@@ -61,15 +57,6 @@ pub fn run(args: Args) -> i32 {
             Ok(()) => 0,
             Err(e) => {
                 eprintln!("beamport bench --echo-packet4: {e}");
-                1
-            }
-        };
-    }
-    if args.term_echo {
-        return match term_echo() {
-            Ok(()) => 0,
-            Err(e) => {
-                eprintln!("beamport bench --term-echo: {e}");
                 1
             }
         };
@@ -213,16 +200,6 @@ fn echo_packet4() -> std::io::Result<()> {
     let mut channel = Channel::stdio(Framing::Packet(PacketSize::Four))?;
     while let Some(frame) = channel.read()? {
         channel.write(&frame)?;
-    }
-    Ok(())
-}
-
-/// `term_roundtrip`'s Rust port program, the loop of `examples/term_echo`: every
-/// `{packet, 4}` frame on stdin is decoded as a term and the term written back encoded.
-fn term_echo() -> std::io::Result<()> {
-    let mut channel = Channel::stdio(Framing::Packet(PacketSize::Four))?;
-    while let Some(term) = channel.read_term()? {
-        channel.write_term(&term)?;
     }
     Ok(())
 }

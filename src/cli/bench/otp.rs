@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use super::workloads::{Impl, Res, Sample, Sizes, Workload, ECHO_ARGS, IN_FLIGHT, TERM_ECHO_ARGS};
+use super::workloads::{Impl, Res, Sample, Sizes, Workload, ECHO_ARGS, IN_FLIGHT};
 
 /// The escripts, by file name.
 const SCRIPTS: [(&str, &str); 8] = [
@@ -93,8 +93,7 @@ impl Otp {
                     a.push(self.escript.to_string_lossy().into_owned());
                     a.push(self.dir.join("term_echo.escript").to_string_lossy().into_owned());
                 } else {
-                    a.push(exe.to_string_lossy().into_owned());
-                    a.extend(TERM_ECHO_ARGS.map(String::from));
+                    a.push(super::workloads::term_echo_program()?.to_string_lossy().into_owned());
                 }
                 ("term_roundtrip", a)
             }

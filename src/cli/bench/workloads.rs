@@ -252,7 +252,7 @@ impl Sizes {
             Workload::TermRoundtrip => format!(
                 "a 1 KB map ({} trips) and a 64 KB binary ({}), `term_to_binary`'d by the VM, decoded and \
                  encoded again by a port program, round trips per second; the VM is the host of both: \
-                 `beamport` is Rust's (`beamport bench --term-echo`, the loop of `examples/term_echo`), \
+                 `beamport` is Rust's (`beamport-term-echo`, the loop of `examples/term_echo` with mimalloc), \
                  `otp` is Erlang's (`bench/otp/term_echo.escript`)",
                 self.term_map_trips, self.term_binary_trips
             ),
@@ -360,8 +360,15 @@ fn echo_program() -> Res<std::path::PathBuf> {
 /// The arguments that make the `beamport` binary an echo program.
 pub const ECHO_ARGS: [&str; 2] = ["bench", "--echo-packet4"];
 
-/// The arguments that make the `beamport` binary a term echo program.
-pub const TERM_ECHO_ARGS: [&str; 2] = ["bench", "--term-echo"];
+/// `term_roundtrip`'s Rust port program: `beamport-term-echo`, built with `beamport` and found
+/// next to it.
+pub fn term_echo_program() -> Res<std::path::PathBuf> {
+    let path = std::env::current_exe()?.with_file_name("beamport-term-echo");
+    if !path.is_file() {
+        return Err(format!("{} is missing: build it with `cargo build --release`", path.display()).into());
+    }
+    Ok(path)
+}
 
 fn megabytes_per_s(bytes: usize, t: Duration) -> f64 {
     bytes as f64 / t.as_secs_f64() / 1e6
