@@ -48,12 +48,6 @@ pub(crate) trait Driver {
     /// The fd the reactor, or an owner polling the port, watches for input and for room for
     /// output; `None` for a driver that needs none.
     fn io_fd(&self) -> Option<&Arc<OwnedFd>>;
-    /// Whether [`read`](Driver::read) is a plain `read` of the non-blocking
-    /// [`io_fd`](Driver::io_fd), so that an owner polling the port may read it itself while
-    /// it spins, before it takes the port's lock.
-    fn reads_io_fd(&self) -> bool {
-        false
-    }
     /// The port is dead: its I/O ends (an owner still polling it holds the fd until its poll
     /// returns).
     fn close_io(&mut self);
@@ -124,9 +118,6 @@ impl Driver for Drivers {
     }
     fn io_fd(&self) -> Option<&Arc<OwnedFd>> {
         each!(self, d => d.io_fd())
-    }
-    fn reads_io_fd(&self) -> bool {
-        each!(self, d => d.reads_io_fd())
     }
     fn close_io(&mut self) {
         each!(self, d => d.close_io())

@@ -158,10 +158,6 @@ impl Driver for SpawnDriver {
         self.sock.as_ref()
     }
 
-    fn reads_io_fd(&self) -> bool {
-        true
-    }
-
     fn close_io(&mut self) {
         if let Some(fd) = self.sock.take() {
             sys::fd::close_quietly(fd.as_fd());

@@ -27,9 +27,10 @@ use crate::process;
 /// the buffer is reused once the owner has taken what it held.
 pub(super) const READ_SIZE: usize = 1 << 20;
 
-/// What an owner's spin read from the io fd before it took the port's lock: `n` bytes at the
-/// end of the thread's read buffer (0: the end of input); `short` if the read had room for
-/// more, so the fd has nothing left.
+/// What an owner's spin read with [`Driver::read`], under the port's lock, just before it
+/// asks [`Port::read_input`] to deliver it in the same hold: `n` bytes in the thread's read
+/// buffer (0: the end of input); `short` if the read had room for more, so the fd has nothing
+/// left.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Spun {
     pub(super) n: usize,
@@ -88,6 +89,17 @@ impl Port {
         if st.phase != Phase::Open || st.inp.reading != Reading::Open || !inner.settings.reads {
             return after;
         }
+        // What the spin read is the port's at once, after any partial or undelivered frame:
+        // whatever this call then delivers, no byte read is left behind in `shared`.
+        if let Some(Spun { n, .. }) = spun.filter(|s| s.n > 0) {
+            st.inp.received += n as u64;
+            if st.inp.rbuf.is_empty() {
+                st.inp.rbuf = shared.split();
+            } else {
+                st.inp.rbuf.extend_from_slice(shared);
+                shared.clear();
+            }
+        }
         let mut reads = 0;
         loop {
             reads += 1;
@@ -114,20 +126,14 @@ impl Port {
             }
             let want = st.inp.decoder.wanted().unwrap_or(0).clamp(READ_SIZE, READ_SIZE);
             let own = !st.inp.rbuf.is_empty();
-            let (got, room) = match spun.take() {
-                // Read by the owner's spin, into `shared`: joined to a partial frame if any.
-                Some(Spun { n, short }) => {
-                    if own {
-                        st.inp.rbuf.extend_from_slice(shared);
-                        shared.clear();
-                    }
-                    (Ok(n), if short { n + 1 } else { n })
-                }
+            let (got, room, counted) = match spun.take() {
+                // Read by the owner's spin, and already in `rbuf` (above).
+                Some(Spun { n, short }) => (Ok(n), if short { n + 1 } else { n }, true),
                 None => {
                     let buf = if own { &mut st.inp.rbuf } else { &mut *shared };
                     buf.reserve(want);
                     let room = buf.capacity() - buf.len();
-                    (st.driver.read(buf), room)
+                    (st.driver.read(buf), room, false)
                 }
             };
             match got {
@@ -136,9 +142,11 @@ impl Port {
                     return after;
                 }
                 Ok(n) => {
-                    st.inp.received += n as u64;
-                    if !own {
-                        st.inp.rbuf = shared.split();
+                    if !counted {
+                        st.inp.received += n as u64;
+                        if !own {
+                            st.inp.rbuf = shared.split();
+                        }
                     }
                     if !self.deliver_input(st, &mut after) {
                         return after;

@@ -50,22 +50,22 @@ const POLL_EVERY: u32 = 8;
 enum Seen {
     /// `poll`'s answer.
     Polled(sys::fd::Polled),
-    /// Input, read into the thread's read buffer.
-    Read(Spun),
+    /// The port read something (or can no longer be read by its owner), and delivered it.
+    Read(After),
 }
 
 /// Polls a port (see [`sys::fd::poll_port`]) without sleeping for up to `spin`; `None` if
 /// nothing came (or the thread should not spin now), and the caller sleeps in a blocking poll.
-/// With `read_into`, the io fd's own reads go there: most tries read it without blocking, so
-/// that input is read by the try that sees it, with no `poll` first; every
-/// [`POLL_EVERY`]th try (the first among them) polls everything, for a message from elsewhere
-/// or the exit.
+/// With `read_now`, most tries read the port instead (its read and the delivery of what it
+/// read, under the port's lock), so that a reply is read by the try that sees it, with no
+/// `poll` first; every [`POLL_EVERY`]th try (the first among them) polls everything, for a
+/// message from elsewhere or the exit.
 fn spin_poll(
     sock: Option<BorrowedFd<'_>>,
     pidfd: Option<BorrowedFd<'_>>,
     wake: BorrowedFd<'_>,
     spin: Duration,
-    mut read_into: Option<&mut BytesMut>,
+    mut read_now: Option<&mut dyn FnMut() -> Option<After>>,
 ) -> Option<Seen> {
     static CPUS: OnceLock<usize> = OnceLock::new();
     let cpus = *CPUS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
@@ -77,20 +77,13 @@ fn spin_poll(
         SPIN_LUCK.set((misses, rest - 1));
         return None;
     }
-    if let Some(buf) = read_into.as_deref_mut() {
-        buf.reserve(READ_SIZE);
-    }
     let start = Instant::now();
     let mut tries = 0u32;
     let seen = loop {
-        match (sock, read_into.as_deref_mut()) {
-            (Some(fd), Some(buf)) if tries % POLL_EVERY != 0 => {
-                let room = buf.capacity() - buf.len();
-                match sys::fd::read_into(fd, buf) {
-                    Ok(n) => break Some(Seen::Read(Spun { n, short: n < room })),
-                    Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => {}
-                    // The blocking poll sees it again, and the port's own read reports it.
-                    Err(_) => break None,
+        match read_now.as_deref_mut() {
+            Some(read) if sock.is_some() && tries % POLL_EVERY != 0 => {
+                if let Some(after) = read() {
+                    break Some(Seen::Read(after));
                 }
             }
             _ => match sys::fd::poll_port(sock, pidfd, wake, Some(Duration::ZERO)) {
@@ -192,7 +185,7 @@ impl Port {
     ) -> bool {
         let Some(engine) = crate::engine::started() else { return false };
         give_back_replaced(engine, self);
-        let (io, exit, spin, reads) = {
+        let (io, exit, spin) = {
             let mut st = self.lock();
             let lent = match st.watch.mode {
                 WatchMode::Lent { poller: None } => true,
@@ -213,37 +206,56 @@ impl Port {
             } else {
                 Duration::ZERO
             };
-            (io, st.driver.exit_fd().cloned(), spin, st.driver.reads_io_fd())
+            (io, st.driver.exit_fd().cloned(), spin)
         };
         let (s, p) = (io.as_ref().map(|f| f.as_fd()), exit.as_ref().map(|f| f.as_fd()));
-        let after = POLL_BUF.with(|b| {
-            let mut buf = b.borrow_mut();
-            let start = Instant::now();
-            let (polled, spun) = match spin_poll(s, p, wake, spin, reads.then_some(&mut *buf)) {
-                Some(Seen::Polled(seen)) => (Ok(seen), None),
-                Some(Seen::Read(spun)) => {
-                    let readable = sys::fd::Ready { readable: true, closed: false };
-                    (Ok(sys::fd::Polled { ready: readable, ..Default::default() }), Some(spun))
-                }
-                None => (sys::fd::poll_port(s, p, wake, timeout.map(|t| t.saturating_sub(start.elapsed()))), None),
-            };
-            stop_polling();
-            let polled = polled.unwrap_or_default();
-            if polled.woken {
-                sys::fd::eventfd_drain(wake);
+        // One try of the spin: the port's read and the delivery of what it got, in one hold
+        // of its lock, as the reactor's, so that the two never reorder input between them.
+        // `None` while the driver has nothing; `Some` once it read something or the port can
+        // no longer be read by its owner (closed, taken back, its window full).
+        let mut read_now = || -> Option<After> {
+            let mut st = self.lock();
+            if st.watch.mode != (WatchMode::Lent { poller: Some(me) }) || !self.lendable(&st) {
+                return Some(After::default());
             }
+            POLL_BUF.with(|b| {
+                let buf = &mut *b.borrow_mut();
+                buf.reserve(READ_SIZE);
+                let room = buf.capacity() - buf.len();
+                match st.driver.read(buf) {
+                    Ok(n) => {
+                        // Before the delivery: a message to a thread still marked polling
+                        // would signal its wake eventfd too.
+                        stop_polling();
+                        Some(self.read_input(&mut st, buf, true, Some(Spun { n, short: n < room })))
+                    }
+                    Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => None,
+                    // The port's own read, after the spin, reports it.
+                    Err(_) => Some(After::default()),
+                }
+            })
+        };
+        let start = Instant::now();
+        let (polled, spun) = match spin_poll(s, p, wake, spin, Some(&mut read_now)) {
+            Some(Seen::Polled(seen)) => (Ok(seen), None),
+            Some(Seen::Read(after)) => (Ok(sys::fd::Polled::default()), Some(after)),
+            None => (sys::fd::poll_port(s, p, wake, timeout.map(|t| t.saturating_sub(start.elapsed()))), None),
+        };
+        stop_polling();
+        let polled = polled.unwrap_or_default();
+        if polled.woken {
+            sys::fd::eventfd_drain(wake);
+        }
+        let after = {
             let mut st = self.lock();
             if matches!(st.watch.mode, WatchMode::Lent { .. }) {
                 st.watch.mode = WatchMode::Lent { poller: None };
             }
-            let mut after = After::default();
+            let mut after = spun.unwrap_or_default();
             if polled.ready.readable {
                 let short_ok = !polled.ready.closed;
-                after = self.read_input(&mut st, &mut buf, short_ok, spun);
+                after.merge(POLL_BUF.with(|b| self.read_input(&mut st, &mut b.borrow_mut(), short_ok, None)));
             }
-            // What a port that stopped reading meanwhile was not given is dropped, as OTP drops
-            // input after a close.
-            buf.clear();
             if polled.exited {
                 if let Some((raw, group_left)) = engine.reap_forked(self.inner().id) {
                     after.merge(self.child_exited(&mut st, raw, group_left));
@@ -259,7 +271,7 @@ impl Port {
             }
             self.forget_if_done(&st);
             after
-        });
+        };
         drop((io, exit)); // closes the socket if the port ended meanwhile
         after.run(self);
         true
