@@ -237,3 +237,27 @@ fn a_reply_read_in_pieces_by_the_owners_spin_is_one_frame() {
     assert_eq!(msg.data().map(|d| d.bytes().to_vec()), Some(b"hello".to_vec()), "{msg:?}");
     port.close().unwrap();
 }
+
+#[test]
+fn lines_stay_in_order_when_a_small_read_window_pauses_the_owners_spin() {
+    let me = process::current();
+    // Bursts of 20 lines, each burst more than the window: the owner's spin reads a burst,
+    // the window pauses the port with lines still to deliver, and the next burst is asked
+    // for while they wait.
+    let opts = [Opt::Binary, Opt::Line(64), Opt::ReadWindow(Some(64)), Opt::SpinWait(Duration::from_millis(5))];
+    let port = Port::open(Name::spawn("cat"), opts).unwrap();
+    let line = |n: u32| format!("line {n:08}");
+    let burst = |b: u32| -> String { (0..20).map(|i| line(b * 20 + i) + "\n").collect() };
+    port.command(burst(0)).unwrap();
+    for b in 0..300u32 {
+        for i in 0..20u32 {
+            if i == 10 && b + 1 < 300 {
+                port.command(burst(b + 1)).unwrap();
+            }
+            let msg = common::recv_within(&me, DEADLINE);
+            let data = common::expect_data(msg, &port);
+            assert_eq!(data.bytes().as_ref(), line(b * 20 + i).as_bytes(), "burst {b}, line {i}");
+        }
+    }
+    port.close().unwrap();
+}
