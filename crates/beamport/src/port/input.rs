@@ -151,7 +151,9 @@ impl Port {
                     if !self.deliver_input(st, &mut after) {
                         return after;
                     }
-                    if short_ok && n < room {
+                    // A short read left nothing in the fd, but frames the window held back
+                    // need the pause below, or no take of the owner's would resume reading.
+                    if short_ok && n < room && !self.window_full() {
                         return after;
                     }
                 }
