@@ -239,9 +239,6 @@ fn a_reply_read_in_pieces_by_the_owners_spin_is_one_frame() {
 }
 
 #[test]
-#[ignore = "known defect: about one run in ten beside the other tests, a port whose read window \
-            paused it holds complete lines that nothing delivers once the window opens; run \
-            with --ignored while fixing it"]
 fn lines_stay_in_order_when_a_small_read_window_pauses_the_owners_spin() {
     let me = process::current();
     // Bursts of 20 lines, each burst more than the window: the owner's spin reads a burst,

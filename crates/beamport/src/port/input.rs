@@ -111,12 +111,21 @@ impl Port {
                 return after;
             }
             // Frames a read left when it filled the window go out first, as far as it has room.
-            if !st.inp.rbuf.is_empty() && !self.window_full() && !self.deliver_input(st, &mut after) {
-                return after;
-            }
-            if self.window_full() {
-                // Paused, then checked again: `input_taken` empties the window, then looks at
-                // the flag (both `SeqCst`), so one of the two sees the other and reading resumes.
+            // Whatever the window held back (or would, being full) pauses the port, and the
+            // window is then looked at again: the owner takes messages meanwhile, emptying the
+            // window before it looks at the flag (both `SeqCst`), so one of the two sees the
+            // other and the frames go out, here or when the owner's take resumes reading.
+            let held = if st.inp.rbuf.is_empty() {
+                false
+            } else if self.window_full() {
+                true
+            } else {
+                match self.deliver_input(st, &mut after) {
+                    Some(held) => held,
+                    None => return after,
+                }
+            };
+            if held || self.window_full() {
                 inner.read_paused.store(true, Ordering::SeqCst);
                 if self.window_full() {
                     return after;
@@ -148,7 +157,7 @@ impl Port {
                             st.inp.rbuf = shared.split();
                         }
                     }
-                    if !self.deliver_input(st, &mut after) {
+                    if self.deliver_input(st, &mut after).is_none() {
                         return after;
                     }
                     // A short read left nothing in the fd, but frames the window held back
@@ -171,13 +180,14 @@ impl Port {
         }
     }
 
-    /// Delivers the frames `rbuf` holds to the owner while the read window has room; false if
-    /// a frame was refused and the port is closing.
-    fn deliver_input(&self, st: &mut State, after: &mut After) -> bool {
-        let Err(e) = self.deliver_frames(st, false, |to, m| {
+    /// Delivers the frames `rbuf` holds to the owner while the read window has room: whether
+    /// the window held some back, or `None` if a frame was refused and the port is closing.
+    fn deliver_input(&self, st: &mut State, after: &mut After) -> Option<bool> {
+        let e = match self.deliver_frames(st, false, |to, m| {
             process::deliver(to, m);
-        }) else {
-            return true;
+        }) {
+            Ok(held) => return Some(held),
+            Err(e) => e,
         };
         // A header over `{:packet_size, n}`: its body is never read.
         let reason = match e {
@@ -185,22 +195,22 @@ impl Port {
             FrameError::PacketTooLarge { .. } => "einval",
         };
         after.merge(self.begin_close(st, Reason::atom(reason), false, None));
-        false
+        None
     }
 
     /// Decodes what `rbuf` holds and hands each frame's message to `out`: before EOF while
     /// the read window has room (the rest waits in `rbuf`: at most a read), at EOF all of it;
-    /// up to a frame the decoder refuses.
+    /// up to a frame the decoder refuses. `Ok(true)` if the window stopped it.
     fn deliver_frames(
         &self,
         st: &mut State,
         at_eof: bool,
         mut out: impl FnMut(Pid, Message),
-    ) -> Result<(), FrameError> {
+    ) -> Result<bool, FrameError> {
         let list = !self.inner().settings.binary;
         let result = loop {
             if !at_eof && self.window_full() {
-                break Ok(());
+                break Ok(!st.inp.rbuf.is_empty());
             }
             let inp = &mut st.inp;
             let frame = if at_eof { inp.decoder.decode_eof(&mut inp.rbuf) } else { inp.decoder.decode(&mut inp.rbuf) };
@@ -210,7 +220,7 @@ impl Port {
                     self.inner().unread.fetch_add(window_cost(data.bytes.len()), Ordering::SeqCst);
                     out(st.life.owner, Message::Port(self.clone(), PortMsg::Data(data)));
                 }
-                Ok(None) => break Ok(()),
+                Ok(None) => break Ok(false),
                 Err(e) => break Err(e),
             }
         };
