@@ -560,19 +560,31 @@ fn std_latency(s: &Sizes, raw: bool) -> Res<Vec<Duration>> {
         Command::new(echo_program()?).args(ECHO_ARGS).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn()?;
     let mut stdin = child.stdin.take().ok_or("no stdin")?;
     let mut stdout = child.stdout.take().ok_or("no stdout")?;
+    let trips = ping_pong(s, |frame, reply| {
+        if raw {
+            raw_write_all(&stdin, frame)?;
+            raw_read_exact(&stdout, reply)
+        } else {
+            stdin.write_all(frame)?;
+            Ok(stdout.read_exact(reply)?)
+        }
+    })?;
+    drop(stdin);
+    child.wait()?;
+    Ok(trips)
+}
+
+/// `WARMUP_TRIPS` untimed, then `s.trips` timed round trips of a `{packet, 4}` frame of
+/// `s.payload` bytes, each made by `trip` (write the frame, read the reply), each reply
+/// checked against the frame.
+fn ping_pong(s: &Sizes, mut trip: impl FnMut(&[u8], &mut [u8]) -> Res<()>) -> Res<Vec<Duration>> {
     let mut frame = (s.payload as u32).to_be_bytes().to_vec();
     frame.resize(4 + s.payload, b'p');
     let mut reply = vec![0; frame.len()];
     let mut trips = Vec::with_capacity(s.trips);
     for i in 0..WARMUP_TRIPS + s.trips {
         let start = Instant::now();
-        if raw {
-            raw_write_all(&stdin, &frame)?;
-            raw_read_exact(&stdout, &mut reply)?;
-        } else {
-            stdin.write_all(&frame)?;
-            stdout.read_exact(&mut reply)?;
-        }
+        trip(&frame, &mut reply)?;
         let t = start.elapsed();
         if reply != frame {
             return Err("the echo differs".into());
@@ -581,8 +593,6 @@ fn std_latency(s: &Sizes, raw: bool) -> Res<Vec<Duration>> {
             trips.push(t);
         }
     }
-    drop(stdin);
-    child.wait()?;
     Ok(trips)
 }
 
@@ -598,13 +608,9 @@ fn c_socket_latency(s: &Sizes) -> Res<Vec<Duration>> {
         .stdout(Stdio::from(theirs))
         .spawn()?;
     let spin = beamport::DEFAULT_SPIN_WAIT;
-    let mut frame = (s.payload as u32).to_be_bytes().to_vec();
-    frame.resize(4 + s.payload, b'p');
-    let mut reply = vec![0; frame.len()];
-    let mut trips = Vec::with_capacity(s.trips);
-    for i in 0..WARMUP_TRIPS + s.trips {
+    let trips = ping_pong(s, |frame, reply| {
         let start = Instant::now();
-        raw_write_all(&ours, &frame)?;
+        raw_write_all(&ours, frame)?;
         let mut got = 0;
         while got < reply.len() {
             match rustix::net::recv(&ours, &mut reply[got..], RecvFlags::DONTWAIT) {
@@ -620,14 +626,8 @@ fn c_socket_latency(s: &Sizes) -> Res<Vec<Duration>> {
                 Err(e) => return Err(e.into()),
             }
         }
-        let t = start.elapsed();
-        if reply != frame {
-            return Err("the echo differs".into());
-        }
-        if i >= WARMUP_TRIPS {
-            trips.push(t);
-        }
-    }
+        Ok(())
+    })?;
     drop(ours);
     child.wait()?;
     Ok(trips)
